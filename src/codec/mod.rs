@@ -1,0 +1,294 @@
+//! Canonical bytes: records, the chain hash, the Merkle leaf hash and entry bundles.
+//!
+//! This is the only module that defines a hashed byte layout; `schemas/FORMAT.md` describes each
+//! one byte by byte. A record's bytes are the bincode 2 `config::legacy()` encoding of
+//! [`Record`]: fixed-width little-endian integers, `u64` length prefixes, `u32` enum variant
+//! indexes. Decoding checks that every byte is consumed and that encoding the decoded value
+//! gives the same bytes back, so one record has exactly one valid encoding.
+
+pub mod event;
+pub mod ruleset;
+
+use std::fmt;
+
+use crate::country::Country;
+use crate::date::{Date, Instant};
+use crate::name::Id;
+
+pub use event::*;
+pub use ruleset::*;
+
+/// The largest record: its length must fit the 16-bit frame of an entry bundle.
+pub const MAX_RECORD_BYTES: usize = u16::MAX as usize;
+
+/// Records per entry bundle, and hashes per Merkle tile (C2SP tlog-tiles, height 8).
+pub const BUNDLE_RECORDS: u64 = 256;
+
+/// BLAKE3 `derive_key` context of the chain hash: domain separation, so that no other BLAKE3
+/// use can produce a colliding chain value.
+pub const CHAIN_CONTEXT: &str = "chipledger 2026-11 record chain v1";
+
+const fn config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Fixint,
+    bincode::config::NoLimit,
+> {
+    bincode::config::legacy()
+}
+
+/// One entry of the log.
+#[derive(Clone, PartialEq, Eq, Debug, bincode::Encode, bincode::Decode)]
+pub struct Record {
+    /// Position in the log, from 0 (the genesis record).
+    pub seq: u64,
+    /// When the ledger recorded it (the clock, or `CHIPLEDGER_NOW`; never before the previous
+    /// record's time).
+    pub recorded_at: Instant,
+    /// The day the event takes effect.
+    pub effective: Date,
+    /// Chain hash of record `seq - 1`; zeros for the genesis record.
+    pub prev_chain: [u8; 32],
+    /// For each subject of [`Record::subjects`], in that order: the sequence number of the
+    /// subject's previous record, if it had one.
+    pub links: Vec<Option<u64>>,
+    pub event: Event,
+    pub outcome: Outcome,
+}
+
+/// Something a record concerns. A subject's records form a linked list inside the log through
+/// the records' `links`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+pub enum Subject {
+    Entity(Id),
+    Country(Country),
+    Veu(Id),
+    Chip(Id),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Entity(id) => write!(f, "entity:{id}"),
+            Subject::Country(country) => write!(f, "country:{country}"),
+            Subject::Veu(id) => write!(f, "veu:{id}"),
+            Subject::Chip(id) => write!(f, "chip:{id}"),
+        }
+    }
+}
+
+impl Subject {
+    /// Parses the `kind:id` form of [`Subject`]'s `Display`.
+    pub fn parse(text: &str) -> Result<Subject, String> {
+        let (kind, rest) = text
+            .split_once(':')
+            .ok_or_else(|| format!("`{text}` is not a subject such as entity:acme or country:MY"))?;
+        match kind {
+            "entity" => Id::parse(rest).map(Subject::Entity),
+            "country" => Country::parse(rest).map(Subject::Country),
+            "veu" => Id::parse(rest).map(Subject::Veu),
+            "chip" => Id::parse(rest).map(Subject::Chip),
+            _ => Err(format!("`{kind}` is not a subject kind (entity, country, veu, chip)")),
+        }
+    }
+}
+
+impl Record {
+    /// The subjects this record concerns, sorted and without repeats: the layout of `links`.
+    ///
+    /// A subject is listed when the event changes its state or names it as a party: the
+    /// exporter of a shipment is listed because an exporter's compliance report must show its
+    /// exports. A void concerns what its target concerned.
+    pub fn subjects(&self) -> Vec<Subject> {
+        let mut subjects = match (&self.event.body, &self.outcome) {
+            (Body::Void(_), Outcome::Void(void)) => body_subjects(&void.target_event.body),
+            (Body::VeuRevoke(revoke), Outcome::Revoke(outcome)) => vec![
+                Subject::Entity(outcome.holder.clone()),
+                Subject::Veu(revoke.veu.clone()),
+            ],
+            (body, _) => body_subjects(body),
+        };
+        subjects.sort();
+        subjects.dedup();
+        subjects
+    }
+}
+
+fn body_subjects(body: &Body) -> Vec<Subject> {
+    use Subject::{Chip, Country as C, Entity, Veu};
+    match body {
+        Body::Genesis(_) | Body::Commitment(_) | Body::Void(_) => vec![],
+        Body::Entity(event) => vec![Entity(event.entity.clone())],
+        Body::ChipModel(event) => vec![Chip(event.chip.clone())],
+        Body::TierChange(event) => vec![C(event.country)],
+        Body::AllocationChange(event) => vec![C(event.country)],
+        Body::VeuGrant(event) => vec![Entity(event.entity.clone()), Veu(event.veu.clone())],
+        // The holder is not in the event; `subjects` takes it from the revoke's outcome.
+        Body::VeuRevoke(event) => vec![Veu(event.veu.clone())],
+        Body::AiaCertification(event) => vec![Entity(event.entity.clone())],
+        Body::Inventory(event) | Body::Decommission(event) => {
+            vec![Entity(event.entity.clone()), C(event.country)]
+        }
+        Body::Shipment(event) => vec![
+            Entity(event.exporter.clone()),
+            Entity(event.consignee.clone()),
+            C(event.country),
+        ],
+        Body::Transfer(event) => {
+            let mut subjects = vec![
+                Entity(event.entity.clone()),
+                C(event.from_country),
+                C(event.to_country),
+            ];
+            if let Some(to_entity) = &event.to_entity {
+                subjects.push(Entity(to_entity.clone()));
+            }
+            subjects
+        }
+        Body::WeightsHosting(event) => vec![Entity(event.entity.clone()), C(event.country)],
+    }
+}
+
+/// Why bytes are not a valid record (or bundle).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodecError {
+    /// bincode could not decode the bytes.
+    Malformed(String),
+    /// Bytes were left over after the record.
+    TrailingBytes { used: usize, total: usize },
+    /// Decoding and re-encoding gave different bytes.
+    NotCanonical,
+    /// The encoding exceeds [`MAX_RECORD_BYTES`].
+    TooLarge(usize),
+    /// The number of links does not match the number of subjects.
+    LinksMismatch { links: usize, subjects: usize },
+    /// An entry bundle's framing is broken.
+    BadBundle(String),
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CodecError::Malformed(reason) => write!(f, "cannot be decoded: {reason}"),
+            CodecError::TrailingBytes { used, total } => {
+                write!(f, "has {} bytes after the record's {used}", total - used)
+            }
+            CodecError::NotCanonical => write!(f, "is not in canonical form"),
+            CodecError::TooLarge(size) => {
+                write!(f, "is {size} bytes; a record has at most {MAX_RECORD_BYTES}")
+            }
+            CodecError::LinksMismatch { links, subjects } => {
+                write!(f, "has {links} links for {subjects} subjects")
+            }
+            CodecError::BadBundle(reason) => write!(f, "entry bundle is broken: {reason}"),
+        }
+    }
+}
+
+/// Encodes a record canonically.
+pub fn encode_record(record: &Record) -> Result<Vec<u8>, CodecError> {
+    let subjects = record.subjects().len();
+    if record.links.len() != subjects {
+        return Err(CodecError::LinksMismatch {
+            links: record.links.len(),
+            subjects,
+        });
+    }
+    let bytes = bincode::encode_to_vec(record, config())
+        .map_err(|error| CodecError::Malformed(error.to_string()))?;
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(CodecError::TooLarge(bytes.len()));
+    }
+    Ok(bytes)
+}
+
+/// Decodes a record, insisting on canonical bytes.
+pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
+    if bytes.len() > MAX_RECORD_BYTES {
+        return Err(CodecError::TooLarge(bytes.len()));
+    }
+    // The limit bounds what a hostile length prefix can make the decoder allocate; it does not
+    // change the encoding.
+    let limited = config().with_limit::<{ MAX_RECORD_BYTES * 4 }>();
+    let (record, used): (Record, usize) = bincode::decode_from_slice(bytes, limited)
+        .map_err(|error| CodecError::Malformed(error.to_string()))?;
+    if used != bytes.len() {
+        return Err(CodecError::TrailingBytes {
+            used,
+            total: bytes.len(),
+        });
+    }
+    let again = encode_record(&record)?;
+    if again != bytes {
+        return Err(CodecError::NotCanonical);
+    }
+    Ok(record)
+}
+
+/// The chain hash of a record's bytes.
+pub fn chain_hash(record_bytes: &[u8]) -> [u8; 32] {
+    blake3::Hasher::new_derive_key(CHAIN_CONTEXT)
+        .update(record_bytes)
+        .finalize()
+        .into()
+}
+
+/// The RFC 6962 Merkle leaf hash of a record's bytes: SHA-256(0x00 ‖ bytes).
+pub fn leaf_hash(record_bytes: &[u8]) -> [u8; 32] {
+    tlog_tiles::record_hash(record_bytes).0
+}
+
+/// Canonical bytes of an event and its effective date: what "the same content" means when an
+/// id is submitted twice.
+pub fn content_bytes(effective: Date, event: &Event) -> Vec<u8> {
+    bincode::encode_to_vec((effective, event), config()).expect("encoding to a Vec cannot fail")
+}
+
+/// Encodes any value with the canonical configuration (used for derived data and digests).
+pub fn to_bytes<T: bincode::Encode>(value: &T) -> Vec<u8> {
+    bincode::encode_to_vec(value, config()).expect("encoding to a Vec cannot fail")
+}
+
+/// Decodes a value written by [`to_bytes`], requiring every byte to be used.
+pub fn from_bytes<T: bincode::Decode<()>>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, used) = bincode::decode_from_slice(bytes, config())
+        .map_err(|error| CodecError::Malformed(error.to_string()))?;
+    if used != bytes.len() {
+        return Err(CodecError::TrailingBytes {
+            used,
+            total: bytes.len(),
+        });
+    }
+    Ok(value)
+}
+
+/// Appends one entry to a C2SP entry bundle: a 16-bit big-endian length, then the bytes.
+pub fn push_entry(bundle: &mut Vec<u8>, record_bytes: &[u8]) {
+    let length = u16::try_from(record_bytes.len()).expect("records are at most 65535 bytes");
+    bundle.extend_from_slice(&length.to_be_bytes());
+    bundle.extend_from_slice(record_bytes);
+}
+
+/// Splits an entry bundle into its entries.
+pub fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
+    let mut entries = Vec::new();
+    let mut rest = bundle;
+    while !rest.is_empty() {
+        if rest.len() < 2 {
+            return Err(CodecError::BadBundle("a length prefix is cut short".into()));
+        }
+        let length = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        if rest.len() < 2 + length {
+            return Err(CodecError::BadBundle(format!(
+                "entry {} claims {length} bytes but {} remain",
+                entries.len(),
+                rest.len() - 2
+            )));
+        }
+        entries.push(&rest[2..2 + length]);
+        rest = &rest[2 + length..];
+        if entries.len() as u64 > BUNDLE_RECORDS {
+            return Err(CodecError::BadBundle("more than 256 entries".into()));
+        }
+    }
+    Ok(entries)
+}

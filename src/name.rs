@@ -1,0 +1,182 @@
+//! Identifiers and free text: the two kinds of strings an event may carry.
+//!
+//! Both are bounded so that a record always fits its 16-bit length frame in an entry bundle
+//! (FORMAT.md), and both refuse control characters, which would let a crafted name rewrite a
+//! terminal line or break an NDJSON export.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::sync::Arc;
+
+/// The longest identifier, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// The longest free text, in bytes (entity names, model names, void reasons).
+pub const MAX_TEXT_BYTES: usize = 512;
+
+/// An identifier: 1 to 128 characters from `[A-Za-z0-9._:-]`.
+///
+/// Cheap to clone (shared), because the rule state keys its maps by entity and VEU ids.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id(Arc<str>);
+
+impl Id {
+    pub fn parse(text: &str) -> Result<Id, String> {
+        if text.is_empty() {
+            return Err("must not be empty".to_string());
+        }
+        if text.len() > MAX_ID_BYTES {
+            return Err(format!(
+                "is {} characters long; identifiers have at most {MAX_ID_BYTES}",
+                text.chars().count()
+            ));
+        }
+        if let Some(bad) = text.chars().find(|c| !is_id_char(*c)) {
+            return Err(format!(
+                "`{}` contains {:?}; identifiers use only letters, digits and . _ : -",
+                crate::country::printable(text),
+                bad
+            ));
+        }
+        Ok(Id(Arc::from(text)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_id_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
+}
+
+impl Borrow<str> for Id {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl serde::Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl bincode::Encode for Id {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.0.as_ref().encode(encoder)
+    }
+}
+
+impl<Context> bincode::Decode<Context> for Id {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let text = String::decode(decoder)?;
+        Id::parse(&text).map_err(|_| bincode::error::DecodeError::Other("invalid identifier"))
+    }
+}
+bincode::impl_borrow_decode!(Id);
+
+/// Free text: 1 to 512 bytes of UTF-8 without control characters.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Text(Box<str>);
+
+impl Text {
+    pub fn parse(text: &str) -> Result<Text, String> {
+        if text.trim().is_empty() {
+            return Err("must not be empty".to_string());
+        }
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(format!(
+                "is {} bytes long; text fields have at most {MAX_TEXT_BYTES}",
+                text.len()
+            ));
+        }
+        if text.chars().any(char::is_control) {
+            return Err(format!(
+                "`{}` contains a control character",
+                crate::country::printable(text)
+            ));
+        }
+        Ok(Text(Box::from(text)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl serde::Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl bincode::Encode for Text {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        self.0.as_ref().encode(encoder)
+    }
+}
+
+impl<Context> bincode::Decode<Context> for Text {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let text = String::decode(decoder)?;
+        Text::parse(&text).map_err(|_| bincode::error::DecodeError::Other("invalid text field"))
+    }
+}
+bincode::impl_borrow_decode!(Text);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_pattern() {
+        for good in ["a", "S-1", "acme.cloud:eu_1", &"x".repeat(128)] {
+            assert!(Id::parse(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "é", "a/b", "a\nb", &"x".repeat(129)] {
+            assert!(Id::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn text_refuses_control_characters_and_blank() {
+        assert!(Text::parse("Acme Cloud, Inc. <script>").is_ok());
+        for bad in ["", "   ", "a\u{1b}[2J", "tab\there", &"x".repeat(513)] {
+            assert!(Text::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,651 @@
+//! The state the rules read: what a set of records adds up to.
+//!
+//! State is split in two, and both halves are *commutative*: folding a set of records gives the
+//! same state in any order. That is what lets a snapshot of one log prefix be extended with any
+//! later records, and lets an as-of query add late records to a snapshot (ARCHITECTURE.md).
+//!
+//! - [`Facts`] are dated: registrations, tier and allocation changes, VEU grants and revokes,
+//!   certifications, voids. Each keeps its effective date and is evaluated *at a date*, so one
+//!   `Facts` answers "what tier was KH on 2026-01-01" and "on 2026-03-01" alike.
+//! - [`Counters`] are sums of the effects of chip movements: holdings, controlled TPP by entity
+//!   and country, LPP use by year, AIA receipts, allocation use. A void adds its target's
+//!   effects with the opposite sign.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::codec::{
+    Body, ChipsOutcome, Event, Outcome, Record, Ruleset, Scope, Tier,
+};
+use crate::country::Country;
+use crate::date::Date;
+use crate::name::{Id, Text};
+
+pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The ruleset with lookups prepared.
+#[derive(Debug)]
+pub struct Params {
+    pub ruleset: Ruleset,
+    base_tiers: HashMap<Country, Tier>,
+}
+
+impl Params {
+    pub fn new(ruleset: Ruleset) -> Params {
+        let mut base_tiers = HashMap::new();
+        for country in &ruleset.tier_one {
+            base_tiers.insert(*country, Tier::One);
+        }
+        for country in &ruleset.tier_three {
+            base_tiers.insert(*country, Tier::Three);
+        }
+        Params {
+            ruleset,
+            base_tiers,
+        }
+    }
+
+    /// A country's tier on the ruleset's first day, before any dated change.
+    pub fn base_tier(&self, country: Country) -> Tier {
+        self.base_tiers.get(&country).copied().unwrap_or(Tier::Two)
+    }
+
+    pub fn h100_tpp(&self) -> u64 {
+        self.ruleset.h100_tpp
+    }
+
+    pub fn in_window(&self, date: Date) -> bool {
+        self.ruleset.window_start <= date && date <= self.ruleset.window_end
+    }
+
+    pub fn nveu_cap(&self, year: u16) -> Option<u64> {
+        self.ruleset
+            .nveu_caps
+            .iter()
+            .find(|cap| cap.year == year)
+            .map(|cap| cap.cap_tpp)
+    }
+}
+
+/// A value that holds from `effective` on; `seq` orders values of the same day.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Dated<T> {
+    pub effective: Date,
+    pub seq: u64,
+    pub value: T,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct EntityFact {
+    pub effective: Date,
+    pub seq: u64,
+    pub name: Text,
+    pub hq: Country,
+    pub parent: Option<Id>,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ChipFact {
+    pub effective: Date,
+    pub tpp: u64,
+    pub controlled: bool,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct VeuFact {
+    pub holder: Id,
+    pub scope: Scope,
+    pub granted: Date,
+    pub grant_seq: u64,
+    pub revoked: Option<Date>,
+    pub revoke_seq: Option<u64>,
+}
+
+/// Dated reference facts.
+#[derive(Clone, Debug)]
+pub struct Facts {
+    pub params: Arc<Params>,
+    pub entities: Map<Id, EntityFact>,
+    pub chips: Map<Id, ChipFact>,
+    pub tier_changes: Map<Country, Vec<Dated<Tier>>>,
+    pub allocation_changes: Map<Country, Vec<Dated<u64>>>,
+    pub veus: Map<Id, VeuFact>,
+    pub veus_by_holder: Map<Id, Vec<Id>>,
+    /// Each entity's earliest AIA certification.
+    pub certified: Map<Id, Date>,
+    /// Voided record → the void's sequence number.
+    pub voided: Map<u64, u64>,
+}
+
+/// Controlled TPP one entity holds, in total and by country.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct EntityTpp {
+    pub total: u64,
+    /// Sorted by country; countries at zero are removed.
+    pub by_country: Vec<(Country, u64)>,
+}
+
+impl EntityTpp {
+    pub fn in_country(&self, country: Country) -> u64 {
+        match self.by_country.binary_search_by_key(&country, |(c, _)| *c) {
+            Ok(index) => self.by_country[index].1,
+            Err(_) => 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct CountryTpp {
+    /// Licence TPP counted against the country's allocation.
+    pub allocation_used: u64,
+    /// Controlled TPP installed in the country, whoever holds it.
+    pub installed: u64,
+}
+
+/// Sums of chip movements.
+#[derive(Clone, Default, Debug)]
+pub struct Counters {
+    /// Quantity by (entity, country, chip), controlled or not.
+    pub holdings: Map<(Id, Country, Id), u64>,
+    pub entity_tpp: Map<Id, EntityTpp>,
+    /// LPP receipts by (consignee, calendar year).
+    pub lpp: Map<(Id, u16), u64>,
+    /// Cumulative AIA receipts by consignee.
+    pub aia: Map<Id, u64>,
+    pub country_tpp: Map<Country, CountryTpp>,
+    /// Hostings of controlled model weights by (entity, country).
+    pub weights: Map<(Id, Country), u64>,
+}
+
+/// The state of a set of records: facts and counters.
+#[derive(Clone, Debug)]
+pub struct State {
+    pub facts: Facts,
+    pub counters: Counters,
+}
+
+/// A record could not be folded: the log contradicts itself (a replay, not a refusal, found it).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct FoldError(pub String);
+
+impl std::fmt::Display for FoldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The earliest date a built-in chip model exists: always.
+pub fn beginning() -> Date {
+    Date::new(crate::date::MIN_YEAR, 1, 1).expect("valid")
+}
+
+impl Facts {
+    fn new(params: Arc<Params>) -> Facts {
+        let mut facts = Facts {
+            params: params.clone(),
+            entities: Map::default(),
+            chips: Map::default(),
+            tier_changes: Map::default(),
+            allocation_changes: Map::default(),
+            veus: Map::default(),
+            veus_by_holder: Map::default(),
+            certified: Map::default(),
+            voided: Map::default(),
+        };
+        for spec in &params.ruleset.chips {
+            facts.chips.insert(
+                spec.chip.clone(),
+                ChipFact {
+                    effective: beginning(),
+                    tpp: spec.tpp,
+                    controlled: spec.controlled,
+                },
+            );
+        }
+        for change in &params.ruleset.tier_changes {
+            insert_dated(
+                facts.tier_changes.entry(change.country).or_default(),
+                Dated {
+                    effective: change.effective,
+                    seq: 0,
+                    value: change.tier,
+                },
+            );
+        }
+        facts
+    }
+
+    /// A country's tier on a date.
+    pub fn tier(&self, country: Country, date: Date) -> Tier {
+        self.tier_changes
+            .get(&country)
+            .and_then(|changes| value_at(changes, date))
+            .unwrap_or_else(|| self.params.base_tier(country))
+    }
+
+    /// A country's cumulative allocation on a date.
+    pub fn allocation(&self, country: Country, date: Date) -> u64 {
+        self.allocation_changes
+            .get(&country)
+            .and_then(|changes| value_at(changes, date))
+            .unwrap_or(self.params.ruleset.default_allocation_tpp)
+    }
+
+    /// The entity, if registered on or before `date`.
+    pub fn entity_at(&self, entity: &Id, date: Date) -> Option<&EntityFact> {
+        self.entities
+            .get(entity)
+            .filter(|fact| fact.effective <= date)
+    }
+
+    pub fn chip_at(&self, chip: &Id, date: Date) -> Option<&ChipFact> {
+        self.chips.get(chip).filter(|fact| fact.effective <= date)
+    }
+
+    /// The worst tier of the entity's HQ and of every ancestor's HQ on `date`.
+    pub fn hq_tier(&self, entity: &Id, date: Date) -> Tier {
+        let mut worst = Tier::One;
+        let mut current = self.entities.get(entity);
+        // Parents must exist before their children, so the chain cannot loop; the bound only
+        // guards against a corrupted state.
+        let mut steps = self.entities.len() + 1;
+        while let Some(fact) = current {
+            worst = worst.max(self.tier(fact.hq, date));
+            steps -= 1;
+            if steps == 0 {
+                break;
+            }
+            current = fact.parent.as_ref().and_then(|parent| self.entities.get(parent));
+        }
+        worst
+    }
+
+    pub fn veu_active(&self, veu: &VeuFact, date: Date) -> bool {
+        veu.granted <= date && veu.revoked.is_none_or(|revoked| revoked > date)
+    }
+
+    /// The entity's VEUs active on `date`.
+    pub fn active_veus<'a>(
+        &'a self,
+        holder: &Id,
+        date: Date,
+    ) -> impl Iterator<Item = (&'a Id, &'a VeuFact)> + 'a {
+        self.veus_by_holder
+            .get(holder)
+            .into_iter()
+            .flatten()
+            .filter_map(move |id| {
+                let fact = self.veus.get(id)?;
+                self.veu_active(fact, date).then_some((id, fact))
+            })
+    }
+
+    pub fn has_universal_veu(&self, holder: &Id, date: Date) -> bool {
+        self.active_veus(holder, date)
+            .any(|(_, fact)| fact.scope == Scope::Universal)
+    }
+
+    pub fn has_national_veu(&self, holder: &Id, country: Country, date: Date) -> bool {
+        self.active_veus(holder, date)
+            .any(|(_, fact)| fact.scope == Scope::National(country))
+    }
+
+    pub fn certified_by(&self, entity: &Id, date: Date) -> bool {
+        self.certified.get(entity).is_some_and(|first| *first <= date)
+    }
+
+    fn apply(&mut self, record: &Record) -> Result<(), FoldError> {
+        let date = record.effective;
+        let seq = record.seq;
+        match &record.event.body {
+            Body::Entity(event) => {
+                let fact = EntityFact {
+                    effective: date,
+                    seq,
+                    name: event.name.clone(),
+                    hq: event.hq,
+                    parent: event.parent.clone(),
+                };
+                if self.entities.insert(event.entity.clone(), fact).is_some() {
+                    return Err(FoldError(format!("entity {} is registered twice", event.entity)));
+                }
+            }
+            Body::ChipModel(event) => {
+                let fact = ChipFact {
+                    effective: date,
+                    tpp: event.tpp,
+                    controlled: event.controlled,
+                };
+                if self.chips.insert(event.chip.clone(), fact).is_some() {
+                    return Err(FoldError(format!("chip model {} is defined twice", event.chip)));
+                }
+            }
+            Body::TierChange(event) => insert_dated(
+                self.tier_changes.entry(event.country).or_default(),
+                Dated {
+                    effective: date,
+                    seq,
+                    value: event.tier,
+                },
+            ),
+            Body::AllocationChange(event) => insert_dated(
+                self.allocation_changes.entry(event.country).or_default(),
+                Dated {
+                    effective: date,
+                    seq,
+                    value: event.allocation_tpp,
+                },
+            ),
+            Body::VeuGrant(event) => {
+                let fact = VeuFact {
+                    holder: event.entity.clone(),
+                    scope: event.scope,
+                    granted: date,
+                    grant_seq: seq,
+                    revoked: None,
+                    revoke_seq: None,
+                };
+                if self.veus.insert(event.veu.clone(), fact).is_some() {
+                    return Err(FoldError(format!("VEU {} is granted twice", event.veu)));
+                }
+                let list = self.veus_by_holder.entry(event.entity.clone()).or_default();
+                if let Err(position) = list.binary_search(&event.veu) {
+                    list.insert(position, event.veu.clone());
+                }
+            }
+            Body::VeuRevoke(event) => {
+                let Some(fact) = self.veus.get_mut(&event.veu) else {
+                    return Err(FoldError(format!("VEU {} is revoked before it is granted", event.veu)));
+                };
+                if fact.revoked.is_some() {
+                    return Err(FoldError(format!("VEU {} is revoked twice", event.veu)));
+                }
+                fact.revoked = Some(date);
+                fact.revoke_seq = Some(seq);
+            }
+            Body::AiaCertification(event) => {
+                let first = self.certified.entry(event.entity.clone()).or_insert(date);
+                *first = (*first).min(date);
+            }
+            Body::Void(_) => {
+                let Outcome::Void(void) = &record.outcome else {
+                    return Err(FoldError("a void without its target".into()));
+                };
+                if self.voided.insert(void.target_seq, seq).is_some() {
+                    return Err(FoldError(format!("record {} is voided twice", void.target_seq)));
+                }
+            }
+            Body::Genesis(_)
+            | Body::Inventory(_)
+            | Body::Shipment(_)
+            | Body::Transfer(_)
+            | Body::Decommission(_)
+            | Body::WeightsHosting(_)
+            | Body::Commitment(_) => {}
+        }
+        Ok(())
+    }
+}
+
+fn insert_dated<T>(list: &mut Vec<Dated<T>>, item: Dated<T>) {
+    let key = (item.effective, item.seq);
+    let position = list.partition_point(|existing| (existing.effective, existing.seq) <= key);
+    list.insert(position, item);
+}
+
+fn value_at<T: Copy>(list: &[Dated<T>], date: Date) -> Option<T> {
+    let position = list.partition_point(|item| item.effective <= date);
+    position.checked_sub(1).map(|index| list[index].value)
+}
+
+/// Whether an effect adds or (for a void) takes away.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Sign {
+    Add,
+    Remove,
+}
+
+impl Counters {
+    /// The quantity of a chip an entity holds in a country.
+    pub fn holding(&self, entity: &Id, country: Country, chip: &Id) -> u64 {
+        self.holdings
+            .get(&(entity.clone(), country, chip.clone()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn entity(&self, entity: &Id) -> Option<&EntityTpp> {
+        self.entity_tpp.get(entity)
+    }
+
+    pub fn lpp_used(&self, entity: &Id, year: u16) -> u64 {
+        self.lpp.get(&(entity.clone(), year)).copied().unwrap_or(0)
+    }
+
+    pub fn aia_received(&self, entity: &Id) -> u64 {
+        self.aia.get(entity).copied().unwrap_or(0)
+    }
+
+    pub fn allocation_used(&self, country: Country) -> u64 {
+        self.country_tpp
+            .get(&country)
+            .map(|tpp| tpp.allocation_used)
+            .unwrap_or(0)
+    }
+
+    /// Adds (or removes) the effects of one event with its outcome, dated `effective`.
+    pub fn apply_event(
+        &mut self,
+        effective: Date,
+        event: &Event,
+        outcome: &Outcome,
+        sign: Sign,
+    ) -> Result<(), FoldError> {
+        match (&event.body, outcome) {
+            (Body::Inventory(event), Outcome::Chips(chips)) => {
+                self.arrive(&event.entity, event.country, &event.chip, event.quantity, chips, effective, sign)
+            }
+            (Body::Shipment(event), Outcome::Chips(chips)) => self.arrive(
+                &event.consignee,
+                event.country,
+                &event.chip,
+                event.quantity,
+                chips,
+                effective,
+                sign,
+            ),
+            (Body::Transfer(event), Outcome::Chips(chips)) => {
+                self.depart(&event.entity, event.from_country, &event.chip, event.quantity, chips, sign)?;
+                let receiver = event.to_entity.as_ref().unwrap_or(&event.entity);
+                self.arrive(receiver, event.to_country, &event.chip, event.quantity, chips, effective, sign)
+            }
+            (Body::Decommission(event), Outcome::Chips(chips)) => {
+                self.depart(&event.entity, event.country, &event.chip, event.quantity, chips, sign)
+            }
+            (Body::WeightsHosting(event), Outcome::Weights(weights)) => {
+                if weights.controlled {
+                    let count = self.weights.entry((event.entity.clone(), event.country)).or_default();
+                    *count = adjust(*count, 1, sign, "controlled weights hostings")?;
+                    if *count == 0 {
+                        self.weights.remove(&(event.entity.clone(), event.country));
+                    }
+                }
+                Ok(())
+            }
+            (Body::Void(_), Outcome::Void(void)) => {
+                let reversed = match sign {
+                    Sign::Add => Sign::Remove,
+                    Sign::Remove => Sign::Add,
+                };
+                self.apply_event(void.target_effective, &void.target_event, &void.target_outcome, reversed)
+            }
+            (Body::Inventory(_) | Body::Shipment(_) | Body::Transfer(_) | Body::Decommission(_), _)
+            | (Body::WeightsHosting(_), _)
+            | (Body::Void(_), _) => Err(FoldError(format!(
+                "{} {} carries the wrong kind of outcome",
+                event.body.type_name(),
+                event.id
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn arrive(
+        &mut self,
+        entity: &Id,
+        country: Country,
+        chip: &Id,
+        quantity: u64,
+        chips: &ChipsOutcome,
+        effective: Date,
+        sign: Sign,
+    ) -> Result<(), FoldError> {
+        self.add_holding(entity, country, chip, quantity, sign)?;
+        if !chips.controlled {
+            return Ok(());
+        }
+        self.add_entity_tpp(entity, country, chips.amount_tpp, sign)?;
+        let country_tpp = self.country_tpp.entry(country).or_default();
+        country_tpp.installed = adjust(country_tpp.installed, chips.amount_tpp, sign, "installed TPP")?;
+        if chips.counts_allocation {
+            country_tpp.allocation_used =
+                adjust(country_tpp.allocation_used, chips.amount_tpp, sign, "allocation use")?;
+        }
+        match chips.basis {
+            crate::codec::Basis::Lpp => {
+                let used = self.lpp.entry((entity.clone(), effective.year())).or_default();
+                *used = adjust(*used, chips.amount_tpp, sign, "LPP use")?;
+            }
+            crate::codec::Basis::Aia => {
+                let received = self.aia.entry(entity.clone()).or_default();
+                *received = adjust(*received, chips.amount_tpp, sign, "AIA receipts")?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn depart(
+        &mut self,
+        entity: &Id,
+        country: Country,
+        chip: &Id,
+        quantity: u64,
+        chips: &ChipsOutcome,
+        sign: Sign,
+    ) -> Result<(), FoldError> {
+        let opposite = match sign {
+            Sign::Add => Sign::Remove,
+            Sign::Remove => Sign::Add,
+        };
+        self.add_holding(entity, country, chip, quantity, opposite)?;
+        if chips.controlled {
+            self.add_entity_tpp(entity, country, chips.amount_tpp, opposite)?;
+            let country_tpp = self.country_tpp.entry(country).or_default();
+            country_tpp.installed =
+                adjust(country_tpp.installed, chips.amount_tpp, opposite, "installed TPP")?;
+        }
+        Ok(())
+    }
+
+    fn add_holding(
+        &mut self,
+        entity: &Id,
+        country: Country,
+        chip: &Id,
+        quantity: u64,
+        sign: Sign,
+    ) -> Result<(), FoldError> {
+        let key = (entity.clone(), country, chip.clone());
+        let held = self.holdings.get(&key).copied().unwrap_or(0);
+        let after = adjust(held, quantity, sign, "holdings").map_err(|_| {
+            FoldError(format!(
+                "{entity} would hold fewer than zero {chip} in {country} ({held} held, {quantity} leave)"
+            ))
+        })?;
+        if after == 0 {
+            self.holdings.remove(&key);
+        } else {
+            self.holdings.insert(key, after);
+        }
+        Ok(())
+    }
+
+    fn add_entity_tpp(
+        &mut self,
+        entity: &Id,
+        country: Country,
+        amount: u64,
+        sign: Sign,
+    ) -> Result<(), FoldError> {
+        let tpp = self.entity_tpp.entry(entity.clone()).or_default();
+        tpp.total = adjust(tpp.total, amount, sign, "controlled TPP")?;
+        match tpp.by_country.binary_search_by_key(&country, |(c, _)| *c) {
+            Ok(index) => {
+                let after = adjust(tpp.by_country[index].1, amount, sign, "controlled TPP")?;
+                if after == 0 {
+                    tpp.by_country.remove(index);
+                } else {
+                    tpp.by_country[index].1 = after;
+                }
+            }
+            Err(index) => {
+                let after = adjust(0, amount, sign, "controlled TPP")?;
+                if after > 0 {
+                    tpp.by_country.insert(index, (country, after));
+                }
+            }
+        }
+        if tpp.total == 0 && tpp.by_country.is_empty() {
+            self.entity_tpp.remove(entity);
+        }
+        Ok(())
+    }
+}
+
+fn adjust(value: u64, amount: u64, sign: Sign, what: &str) -> Result<u64, FoldError> {
+    match sign {
+        Sign::Add => value
+            .checked_add(amount)
+            .ok_or_else(|| FoldError(format!("{what} would overflow 64 bits"))),
+        Sign::Remove => value
+            .checked_sub(amount)
+            .ok_or_else(|| FoldError(format!("{what} would fall below zero"))),
+    }
+}
+
+impl State {
+    /// The state of the genesis record alone.
+    pub fn from_genesis(record: &Record) -> Result<State, FoldError> {
+        let Body::Genesis(genesis) = &record.event.body else {
+            return Err(FoldError("record 0 is not a genesis record".into()));
+        };
+        if record.seq != 0 {
+            return Err(FoldError("the genesis record must be record 0".into()));
+        }
+        Ok(State::with_params(Arc::new(Params::new(genesis.ruleset.clone()))))
+    }
+
+    /// An empty state under a ruleset.
+    pub fn with_params(params: Arc<Params>) -> State {
+        State {
+            facts: Facts::new(params),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.facts.params
+    }
+
+    /// Folds one record in. The genesis record is folded by [`State::from_genesis`].
+    pub fn apply(&mut self, record: &Record) -> Result<(), FoldError> {
+        if matches!(record.event.body, Body::Genesis(_)) {
+            return Ok(());
+        }
+        self.facts.apply(record)?;
+        self.counters
+            .apply_event(record.effective, &record.event, &record.outcome, Sign::Add)
+    }
+}
