@@ -23,14 +23,11 @@ impl Date {
     /// Builds a date, refusing impossible ones (2025-02-30) and years outside the range.
     pub fn new(year: u16, month: u8, day: u8) -> Result<Date, String> {
         if !(MIN_YEAR..=MAX_YEAR).contains(&year) {
-            return Err(format!(
-                "year {year} is outside {MIN_YEAR}..={MAX_YEAR}"
-            ));
+            return Err(format!("year {year} is outside {MIN_YEAR}..={MAX_YEAR}"));
         }
         // jiff rejects month 13, day 0 and 31 days in a 30-day month, leap years included.
-        jiff::civil::Date::new(year as i16, month as i8, day as i8).map_err(|_| {
-            format!("{year:04}-{month:02}-{day:02} is not a calendar date")
-        })?;
+        jiff::civil::Date::new(year as i16, month as i8, day as i8)
+            .map_err(|_| format!("{year:04}-{month:02}-{day:02} is not a calendar date"))?;
         Ok(Date { year, month, day })
     }
 
@@ -163,7 +160,9 @@ impl Instant {
         let instant = Instant(timestamp.as_microsecond());
         let year = jiff::tz::TimeZone::UTC.to_datetime(timestamp).year();
         if !(i16::try_from(MIN_YEAR).unwrap()..=i16::try_from(MAX_YEAR).unwrap()).contains(&year) {
-            return Err(format!("{timestamp} is outside the years {MIN_YEAR}..={MAX_YEAR}"));
+            return Err(format!(
+                "{timestamp} is outside the years {MIN_YEAR}..={MAX_YEAR}"
+            ));
         }
         Ok(instant)
     }
@@ -202,8 +201,9 @@ impl<Context> bincode::Decode<Context> for Instant {
         decoder: &mut D,
     ) -> Result<Self, bincode::error::DecodeError> {
         let microseconds = i64::decode(decoder)?;
-        Instant::from_microseconds(microseconds)
-            .ok_or(bincode::error::DecodeError::Other("recording time out of range"))
+        Instant::from_microseconds(microseconds).ok_or(bincode::error::DecodeError::Other(
+            "recording time out of range",
+        ))
     }
 }
 bincode::impl_borrow_decode!(Instant);
@@ -217,8 +217,18 @@ mod tests {
         assert_eq!(Date::parse("2025-01-13").unwrap().to_string(), "2025-01-13");
         assert_eq!(Date::parse("2024-02-29").unwrap().to_string(), "2024-02-29");
         for bad in [
-            "2025-02-29", "2025-02-30", "2025-13-01", "2025-00-10", "2025-04-31", "2025-1-13",
-            "25-01-13", "2025/01/13", "2025-01-13T00:00:00Z", "1899-12-31", "", "２０２５-01-13",
+            "2025-02-29",
+            "2025-02-30",
+            "2025-13-01",
+            "2025-00-10",
+            "2025-04-31",
+            "2025-1-13",
+            "25-01-13",
+            "2025/01/13",
+            "2025-01-13T00:00:00Z",
+            "1899-12-31",
+            "",
+            "２０２５-01-13",
         ] {
             assert!(Date::parse(bad).is_err(), "{bad} should be refused");
         }
@@ -226,8 +236,17 @@ mod tests {
 
     #[test]
     fn ordinal_preserves_order_and_round_trips() {
-        let dates = ["1900-01-01", "2025-01-13", "2025-12-31", "2026-01-01", "9999-12-31"];
-        let parsed: Vec<Date> = dates.iter().map(|text| Date::parse(text).unwrap()).collect();
+        let dates = [
+            "1900-01-01",
+            "2025-01-13",
+            "2025-12-31",
+            "2026-01-01",
+            "9999-12-31",
+        ];
+        let parsed: Vec<Date> = dates
+            .iter()
+            .map(|text| Date::parse(text).unwrap())
+            .collect();
         for pair in parsed.windows(2) {
             assert!(pair[0] < pair[1]);
             assert!(pair[0].ordinal() < pair[1].ordinal());

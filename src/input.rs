@@ -13,9 +13,9 @@ use std::io::BufRead;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 use crate::codec::{
-    AiaCertificationEvent, AllocationChangeEvent, Basis, Body, ChipModelEvent, EntityEvent,
-    Event, HoldingEvent, INPUT_TYPES, Scope, ShipmentEvent, Tier, TierChangeEvent,
-    TransferEvent, VeuGrantEvent, VeuRevokeEvent, VoidEvent, WeightsHostingEvent,
+    AiaCertificationEvent, AllocationChangeEvent, Basis, Body, ChipModelEvent, EntityEvent, Event,
+    HoldingEvent, INPUT_TYPES, Scope, ShipmentEvent, Tier, TierChangeEvent, TransferEvent,
+    VeuGrantEvent, VeuRevokeEvent, VoidEvent, WeightsHostingEvent,
 };
 use crate::country::{Country, printable};
 use crate::date::Date;
@@ -145,10 +145,35 @@ impl<'de> de::Deserialize<'de> for Scalar<'de> {
 
 /// Every field name any event type uses, in the order fields are validated.
 const FIELDS: [&str; 29] = [
-    "type", "id", "effective", "entity", "name", "hq", "parent", "chip", "tpp", "controlled",
-    "country", "tier", "allocation_tpp", "veu", "scope", "exporter", "consignee", "quantity",
-    "basis", "from_country", "to_country", "to_entity", "model", "training_ops",
-    "open_weights", "secured", "target", "reason", "_",
+    "type",
+    "id",
+    "effective",
+    "entity",
+    "name",
+    "hq",
+    "parent",
+    "chip",
+    "tpp",
+    "controlled",
+    "country",
+    "tier",
+    "allocation_tpp",
+    "veu",
+    "scope",
+    "exporter",
+    "consignee",
+    "quantity",
+    "basis",
+    "from_country",
+    "to_country",
+    "to_entity",
+    "model",
+    "training_ops",
+    "open_weights",
+    "secured",
+    "target",
+    "reason",
+    "_",
 ];
 const FIELD_COUNT: usize = FIELDS.len() - 1;
 
@@ -216,7 +241,14 @@ fn fields_of(event_type: &str) -> (&'static [&'static str], &'static [&'static s
             &["to_entity", "basis"],
         ),
         "weights_hosting" => (
-            &["entity", "model", "training_ops", "open_weights", "country", "secured"],
+            &[
+                "entity",
+                "model",
+                "training_ops",
+                "open_weights",
+                "country",
+                "secured",
+            ],
             &[],
         ),
         "void" => (&["target", "reason"], &[]),
@@ -292,7 +324,10 @@ impl<'a> Fields<'a> {
         if let Some(unknown) = self.object.unknown.first() {
             return Err(InputError::field(
                 unknown,
-                format!("is not a field of any event; `{event_type}` takes {}", allowed()),
+                format!(
+                    "is not a field of any event; `{event_type}` takes {}",
+                    allowed()
+                ),
             ));
         }
         for (index, value) in self.object.values.iter().enumerate() {
@@ -304,7 +339,10 @@ impl<'a> Fields<'a> {
             if value.is_some() && !known && name != "type" {
                 return Err(InputError::field(
                     name,
-                    format!("does not belong to `{event_type}`, which takes {}", allowed()),
+                    format!(
+                        "does not belong to `{event_type}`, which takes {}",
+                        allowed()
+                    ),
                 ));
             }
         }
@@ -514,7 +552,10 @@ impl<'a> Fields<'a> {
             "national" => Ok(Scope::National(self.country("country")?)),
             other => Err(InputError::field(
                 "scope",
-                format!("`{}` is not a scope: expected `universal` or `national`", printable(other)),
+                format!(
+                    "`{}` is not a scope: expected `universal` or `national`",
+                    printable(other)
+                ),
             )),
         }
     }
@@ -627,6 +668,11 @@ impl<R: BufRead> Lines<R> {
         }
     }
 
+    /// The underlying reader.
+    pub fn get_ref(&self) -> &R {
+        &self.reader
+    }
+
     /// The next non-blank line with its 1-based number, or `None` at the end.
     pub fn next_line(&mut self) -> Option<(u64, Result<&str, LineError>)> {
         loop {
@@ -698,11 +744,19 @@ mod tests {
 
     #[test]
     fn operations_accept_digits_and_exponents_exactly() {
-        assert_eq!(parse_operations("3e26"), Ok(300_000_000_000_000_000_000_000_000));
-        assert_eq!(parse_operations("2.5E25"), Ok(25_000_000_000_000_000_000_000_000));
+        assert_eq!(
+            parse_operations("3e26"),
+            Ok(300_000_000_000_000_000_000_000_000)
+        );
+        assert_eq!(
+            parse_operations("2.5E25"),
+            Ok(25_000_000_000_000_000_000_000_000)
+        );
         assert_eq!(parse_operations("1000"), Ok(1000));
         assert_eq!(parse_operations("1.50e1"), Ok(15));
-        for bad in ["", "e5", "1e", "1.5", "1.55e1", "-1e3", "1e39", "0x10", "1e-3", " 1"] {
+        for bad in [
+            "", "e5", "1e", "1.5", "1.55e1", "-1e3", "1e39", "0x10", "1e-3", " 1",
+        ] {
             assert!(parse_operations(bad).is_err(), "{bad}");
         }
         assert!(parse_operations("340282366920938463463374607431768211456").is_err());
@@ -712,15 +766,51 @@ mod tests {
     fn field_errors_name_the_field() {
         let base = r#""type":"shipment","id":"S-1","effective":"2025-03-01","exporter":"nv","consignee":"acme","country":"MY","chip":"H100""#;
         let cases = [
-            (format!("{{{base},\"quantity\":-5}}"), "quantity", "negative"),
-            (format!("{{{base},\"quantity\":1.5}}"), "quantity", "whole number"),
-            (format!("{{{base},\"quantity\":18446744073709551616}}"), "quantity", "whole number"),
-            (format!("{{{base},\"quantity\":\"10\"}}"), "quantity", "found the string"),
-            (format!("{{{base},\"quantity\":0}}"), "quantity", "out of range"),
-            (format!("{{{base},\"quantity\":1,\"colour\":\"red\"}}"), "colour", "not a field"),
-            (format!("{{{base},\"quantity\":1,\"tier\":2}}"), "tier", "does not belong"),
-            (format!("{{{base},\"quantity\":1,\"basis\":\"gift\"}}"), "basis", "not a basis"),
-            (format!("{{{base},\"quantity\":1,\"id\":\"S-2\"}}"), "id", "more than once"),
+            (
+                format!("{{{base},\"quantity\":-5}}"),
+                "quantity",
+                "negative",
+            ),
+            (
+                format!("{{{base},\"quantity\":1.5}}"),
+                "quantity",
+                "whole number",
+            ),
+            (
+                format!("{{{base},\"quantity\":18446744073709551616}}"),
+                "quantity",
+                "whole number",
+            ),
+            (
+                format!("{{{base},\"quantity\":\"10\"}}"),
+                "quantity",
+                "found the string",
+            ),
+            (
+                format!("{{{base},\"quantity\":0}}"),
+                "quantity",
+                "out of range",
+            ),
+            (
+                format!("{{{base},\"quantity\":1,\"colour\":\"red\"}}"),
+                "colour",
+                "not a field",
+            ),
+            (
+                format!("{{{base},\"quantity\":1,\"tier\":2}}"),
+                "tier",
+                "does not belong",
+            ),
+            (
+                format!("{{{base},\"quantity\":1,\"basis\":\"gift\"}}"),
+                "basis",
+                "not a basis",
+            ),
+            (
+                format!("{{{base},\"quantity\":1,\"id\":\"S-2\"}}"),
+                "id",
+                "more than once",
+            ),
             (format!("{{{base}}}"), "quantity", "missing"),
         ];
         for (json, field, words) in cases {
@@ -732,7 +822,14 @@ mod tests {
 
     #[test]
     fn whole_line_errors_have_no_field() {
-        for json in ["", "{", "[1,2]", "\"shipment\"", "{} {}", "{\"type\":\"shipment\",}"] {
+        for json in [
+            "",
+            "{",
+            "[1,2]",
+            "\"shipment\"",
+            "{} {}",
+            "{\"type\":\"shipment\",}",
+        ] {
             let error = refused(json);
             assert!(error.field.is_none(), "{json}: {error}");
         }
@@ -762,7 +859,10 @@ mod tests {
         let mut lines = Lines::new(text.as_bytes());
         let mut seen = Vec::new();
         while let Some((number, line)) = lines.next_line() {
-            seen.push((number, line.map(str::to_string).map_err(|error| error.to_string())));
+            seen.push((
+                number,
+                line.map(str::to_string).map_err(|error| error.to_string()),
+            ));
         }
         assert_eq!(seen[0], (1, Ok("a".to_string())));
         assert_eq!(seen[1], (4, Ok("b".to_string())));

@@ -1,9 +1,19 @@
 //! chipledger: an append-only, hash-chained ledger of AI compute under the AI diffusion
 //! export-control framework. See ARCHITECTURE.md for the map of the modules.
 
+pub mod audit;
+pub mod cli;
 pub mod codec;
 pub mod country;
 pub mod date;
+pub mod demo;
+pub mod error;
 pub mod input;
+pub mod keys;
+pub mod ledger;
+pub mod merkle;
 pub mod name;
 pub mod rules;
+pub mod store;
+pub mod verify;
+pub mod view;

@@ -22,7 +22,7 @@ pub struct Event {
 /// ledger writes itself: `Genesis` (record 0) and `Commitment` (at checkpoint time).
 #[derive(Clone, PartialEq, Eq, Debug, bincode::Encode, bincode::Decode)]
 pub enum Body {
-    Genesis(Genesis),
+    Genesis(Box<Genesis>),
     Entity(EntityEvent),
     ChipModel(ChipModelEvent),
     TierChange(TierChangeEvent),
@@ -150,7 +150,9 @@ pub struct CommitmentEvent {
 }
 
 /// A country's tier under the framework.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, bincode::Encode, bincode::Decode)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, bincode::Encode, bincode::Decode,
+)]
 pub enum Tier {
     One,
     Two,
@@ -231,7 +233,7 @@ pub enum Outcome {
     None,
     Chips(ChipsOutcome),
     Weights(WeightsOutcome),
-    Void(VoidOutcome),
+    Void(Box<VoidOutcome>),
     /// A revoke names only the VEU; the outcome names whose authorization ended.
     Revoke(RevokeOutcome),
 }

@@ -57,7 +57,7 @@ pub struct Record {
 
 /// Something a record concerns. A subject's records form a linked list inside the log through
 /// the records' `links`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, bincode::Encode, bincode::Decode)]
 pub enum Subject {
     Entity(Id),
     Country(Country),
@@ -79,15 +79,17 @@ impl fmt::Display for Subject {
 impl Subject {
     /// Parses the `kind:id` form of [`Subject`]'s `Display`.
     pub fn parse(text: &str) -> Result<Subject, String> {
-        let (kind, rest) = text
-            .split_once(':')
-            .ok_or_else(|| format!("`{text}` is not a subject such as entity:acme or country:MY"))?;
+        let (kind, rest) = text.split_once(':').ok_or_else(|| {
+            format!("`{text}` is not a subject such as entity:acme or country:MY")
+        })?;
         match kind {
             "entity" => Id::parse(rest).map(Subject::Entity),
             "country" => Country::parse(rest).map(Subject::Country),
             "veu" => Id::parse(rest).map(Subject::Veu),
             "chip" => Id::parse(rest).map(Subject::Chip),
-            _ => Err(format!("`{kind}` is not a subject kind (entity, country, veu, chip)")),
+            _ => Err(format!(
+                "`{kind}` is not a subject kind (entity, country, veu, chip)"
+            )),
         }
     }
 }
@@ -174,7 +176,10 @@ impl fmt::Display for CodecError {
             }
             CodecError::NotCanonical => write!(f, "is not in canonical form"),
             CodecError::TooLarge(size) => {
-                write!(f, "is {size} bytes; a record has at most {MAX_RECORD_BYTES}")
+                write!(
+                    f,
+                    "is {size} bytes; a record has at most {MAX_RECORD_BYTES}"
+                )
             }
             CodecError::LinksMismatch { links, subjects } => {
                 write!(f, "has {links} links for {subjects} subjects")

@@ -9,14 +9,14 @@ use crate::date::Date;
 use crate::name::{Id, Text};
 
 const TIER_ONE: [&str; 19] = [
-    "US", "AU", "BE", "CA", "DK", "FI", "FR", "DE", "IE", "IT", "JP", "NL", "NZ", "NO", "KR",
-    "ES", "SE", "TW", "GB",
+    "US", "AU", "BE", "CA", "DK", "FI", "FR", "DE", "IE", "IT", "JP", "NL", "NZ", "NO", "KR", "ES",
+    "SE", "TW", "GB",
 ];
 
 /// Country Group D:5 at 2025-01-13, plus Macau, plus Hong Kong (treated as China).
 const TIER_THREE: [&str; 25] = [
-    "AF", "BY", "MM", "KH", "CF", "CN", "CD", "CU", "ER", "HT", "IR", "IQ", "KP", "LB", "LY",
-    "NI", "RU", "SO", "SS", "SD", "SY", "VE", "ZW", "MO", "HK",
+    "AF", "BY", "MM", "KH", "CF", "CN", "CD", "CU", "ER", "HT", "IR", "IQ", "KP", "LB", "LY", "NI",
+    "RU", "SO", "SS", "SD", "SY", "VE", "ZW", "MO", "HK",
 ];
 
 /// framework.md section 3: model, TPP, controlled (3A090.a).

@@ -2,14 +2,11 @@
 //!
 //! - [`decide`] resolves a new event: it checks references, dates and every rule at the event's
 //!   date, chooses the authorization basis, and returns the [`Outcome`] the record will store.
-//! - [`recheck`] re-evaluates an already recorded event against changed counters, with its
-//!   stored outcome fixed, after a late record or a void was inserted before it. It evaluates
-//!   only the clauses that read the state of the subjects the insertion changed (`Owners`).
+//! - [`recheck`] re-evaluates an already recorded event with its stored outcome fixed, after a
+//!   late record or a void was inserted before it in the timeline.
 //!
 //! Every clause is a pure function of the facts, the counters and the event; no I/O, no clock
 //! (the recording day is an argument).
-
-use std::collections::HashSet;
 
 use crate::codec::{
     Basis, Body, ChipsOutcome, Event, Outcome, Record, RevokeOutcome, Scope, Tier, VoidOutcome,
@@ -21,36 +18,6 @@ use crate::name::Id;
 
 use super::refusal::{Code, Figures, Refusal, grouped, tpp_text};
 use super::state::{ChipFact, Counters, EntityTpp, Facts};
-
-/// Whose clauses a recheck evaluates.
-#[derive(Clone, Debug, Default)]
-pub struct Owners {
-    /// Every clause, including those that read only tiers (after a tier change).
-    pub all: bool,
-    pub entities: HashSet<Id>,
-    pub countries: HashSet<Country>,
-}
-
-impl Owners {
-    pub fn all() -> Owners {
-        Owners {
-            all: true,
-            ..Owners::default()
-        }
-    }
-
-    fn entity(&self, entity: &Id) -> bool {
-        self.all || self.entities.contains(entity)
-    }
-
-    fn country(&self, country: Country) -> bool {
-        self.all || self.countries.contains(&country)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        !self.all && self.entities.is_empty() && self.countries.is_empty()
-    }
-}
 
 /// A record already in the log that a new void would reverse.
 pub struct VoidTarget<'a> {
@@ -72,31 +39,24 @@ pub fn decide(
     today: Date,
     target: Option<VoidTarget<'_>>,
 ) -> Result<Outcome, Refusal> {
-    let owners = Owners::all();
     let checker = Checker {
         facts,
         counters,
         event,
         date: effective,
-        owners: &owners,
         stored: None,
     };
     checker.decide(today, target)
 }
 
-/// Re-checks a recorded event with its stored outcome, evaluating only `owners`' clauses.
-pub fn recheck(
-    facts: &Facts,
-    counters: &Counters,
-    record: &Record,
-    owners: &Owners,
-) -> Result<(), Refusal> {
+/// Re-checks a recorded event with its stored outcome against the state at its place in the
+/// timeline (`counters` as of just before it; `facts` of the whole log).
+pub fn recheck(facts: &Facts, counters: &Counters, record: &Record) -> Result<(), Refusal> {
     let checker = Checker {
         facts,
         counters,
         event: &record.event,
         date: record.effective,
-        owners,
         stored: Some(&record.outcome),
     };
     checker.recheck()
@@ -107,7 +67,6 @@ struct Checker<'a> {
     counters: &'a Counters,
     event: &'a Event,
     date: Date,
-    owners: &'a Owners,
     /// The stored outcome when rechecking; `None` when deciding.
     stored: Option<&'a Outcome>,
 }
@@ -256,7 +215,11 @@ impl<'a> Checker<'a> {
                             self.what(),
                             event.chip,
                             grouped(u128::from(existing.tpp)),
-                            if existing.controlled { "controlled" } else { "not controlled" }
+                            if existing.controlled {
+                                "controlled"
+                            } else {
+                                "not controlled"
+                            }
                         ),
                     ));
                 }
@@ -330,7 +293,13 @@ impl<'a> Checker<'a> {
                 self.entity(&event.entity, "holder")?;
                 let chip = self.chip(&event.chip)?;
                 let chips = self.declared(chip, event.quantity);
-                self.holdings(&event.entity, event.country, &event.chip, event.quantity, chip)?;
+                self.holdings(
+                    &event.entity,
+                    event.country,
+                    &event.chip,
+                    event.quantity,
+                    chip,
+                )?;
                 if chip.controlled {
                     self.uveu_after(&event.entity, &[(event.country, chips.amount_tpp, false)])?;
                 }
@@ -349,7 +318,8 @@ impl<'a> Checker<'a> {
                     in_country: false,
                     source: None,
                 };
-                self.movement(chip, &arrival, event.basis).map(Outcome::Chips)
+                self.movement(chip, &arrival, event.basis)
+                    .map(Outcome::Chips)
             }
             Body::Transfer(event) => {
                 self.in_window()?;
@@ -359,7 +329,13 @@ impl<'a> Checker<'a> {
                     self.entity(to_entity, "receiver")?;
                 }
                 let chip = self.chip(&event.chip)?;
-                self.holdings(&event.entity, event.from_country, &event.chip, event.quantity, chip)?;
+                self.holdings(
+                    &event.entity,
+                    event.from_country,
+                    &event.chip,
+                    event.quantity,
+                    chip,
+                )?;
                 let arrival = Arrival {
                     receiver,
                     country: event.to_country,
@@ -367,7 +343,8 @@ impl<'a> Checker<'a> {
                     in_country: event.from_country == event.to_country,
                     source: Some((&event.entity, event.from_country)),
                 };
-                self.movement(chip, &arrival, event.basis).map(Outcome::Chips)
+                self.movement(chip, &arrival, event.basis)
+                    .map(Outcome::Chips)
             }
             Body::WeightsHosting(event) => {
                 self.in_window()?;
@@ -388,7 +365,11 @@ impl<'a> Checker<'a> {
                 let Some(target) = target else {
                     return Err(self.refuse(
                         Code::UnknownReference,
-                        format!("{} targets {}, which is not in the ledger", self.what(), event.target),
+                        format!(
+                            "{} targets {}, which is not in the ledger",
+                            self.what(),
+                            event.target
+                        ),
                     ));
                 };
                 let record = target.record;
@@ -415,15 +396,19 @@ impl<'a> Checker<'a> {
                 if target.voided {
                     return Err(self.refuse(
                         Code::AlreadyVoided,
-                        format!("{} targets {}, which is already voided", self.what(), event.target),
+                        format!(
+                            "{} targets {}, which is already voided",
+                            self.what(),
+                            event.target
+                        ),
                     ));
                 }
-                Ok(Outcome::Void(VoidOutcome {
+                Ok(Outcome::Void(Box::new(VoidOutcome {
                     target_seq: record.seq,
                     target_effective: record.effective,
                     target_event: record.event.clone(),
                     target_outcome: Box::new(record.outcome.clone()),
-                }))
+                })))
             }
         }
     }
@@ -452,7 +437,13 @@ impl<'a> Checker<'a> {
                     tpp: chips.unit_tpp,
                     controlled: chips.controlled,
                 };
-                self.holdings(&event.entity, event.country, &event.chip, event.quantity, &chip)?;
+                self.holdings(
+                    &event.entity,
+                    event.country,
+                    &event.chip,
+                    event.quantity,
+                    &chip,
+                )?;
                 if chips.controlled {
                     self.uveu_after(&event.entity, &[(event.country, chips.amount_tpp, false)])?;
                 }
@@ -471,7 +462,8 @@ impl<'a> Checker<'a> {
                     in_country: false,
                     source: None,
                 };
-                self.movement(&chip, &arrival, Some(chips.basis)).map(|_| ())
+                self.movement(&chip, &arrival, Some(chips.basis))
+                    .map(|_| ())
             }
             (Body::Transfer(event), Outcome::Chips(chips)) => {
                 let chip = ChipFact {
@@ -479,7 +471,13 @@ impl<'a> Checker<'a> {
                     tpp: chips.unit_tpp,
                     controlled: chips.controlled,
                 };
-                self.holdings(&event.entity, event.from_country, &event.chip, event.quantity, &chip)?;
+                self.holdings(
+                    &event.entity,
+                    event.from_country,
+                    &event.chip,
+                    event.quantity,
+                    &chip,
+                )?;
                 let arrival = Arrival {
                     receiver: event.to_entity.as_ref().unwrap_or(&event.entity),
                     country: event.to_country,
@@ -487,12 +485,13 @@ impl<'a> Checker<'a> {
                     in_country: event.from_country == event.to_country,
                     source: Some((&event.entity, event.from_country)),
                 };
-                self.movement(&chip, &arrival, Some(chips.basis)).map(|_| ())
+                self.movement(&chip, &arrival, Some(chips.basis))
+                    .map(|_| ())
             }
             (Body::VeuGrant(event), Outcome::None) => self.veu_grant(&event.entity, event.scope),
-            (Body::WeightsHosting(event), Outcome::Weights(weights)) if weights.controlled => {
-                self.weights(&event.entity, event.country, event.secured).map(|_| ())
-            }
+            (Body::WeightsHosting(event), Outcome::Weights(weights)) if weights.controlled => self
+                .weights(&event.entity, event.country, event.secured)
+                .map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -507,9 +506,6 @@ impl<'a> Checker<'a> {
         quantity: u64,
         chip: &ChipFact,
     ) -> Result<(), Refusal> {
-        if !self.owners.entity(entity) {
-            return Ok(());
-        }
         let held = self.counters.holding(entity, country, chip_id);
         if held >= quantity {
             return Ok(());
@@ -568,7 +564,7 @@ impl<'a> Checker<'a> {
             };
         }
         let country = arrival.country;
-        if self.owners.all && self.facts.tier(country, self.date) == Tier::Three {
+        if self.facts.tier(country, self.date) == Tier::Three {
             return Err(self.refuse(
                 Code::Tier3Destination,
                 format!(
@@ -578,7 +574,7 @@ impl<'a> Checker<'a> {
                 ),
             ));
         }
-        if self.owners.all && self.facts.hq_tier(arrival.receiver, self.date) == Tier::Three {
+        if self.facts.hq_tier(arrival.receiver, self.date) == Tier::Three {
             return Err(self.refuse(
                 Code::HqTier3,
                 format!(
@@ -594,7 +590,7 @@ impl<'a> Checker<'a> {
         outcome.basis = basis;
         outcome.counts_allocation = counts_allocation;
         if let Some(Outcome::Chips(stored)) = self.stored {
-            if self.owners.all && stored.counts_allocation != counts_allocation {
+            if stored.counts_allocation != counts_allocation {
                 return Err(self.refuse(
                     Code::BasisNotApplicable,
                     format!(
@@ -606,7 +602,11 @@ impl<'a> Checker<'a> {
                             "not counting against"
                         },
                         self.date,
-                        if counts_allocation { "count" } else { "not count" }
+                        if counts_allocation {
+                            "count"
+                        } else {
+                            "not count"
+                        }
                     ),
                 ));
             }
@@ -615,9 +615,12 @@ impl<'a> Checker<'a> {
         if let Some((source, from)) = arrival.source {
             changes.push((source, from, arrival.amount_tpp, false));
         }
-        for holder in [Some(arrival.receiver), arrival.source.map(|(source, _)| source)]
-            .into_iter()
-            .flatten()
+        for holder in [
+            Some(arrival.receiver),
+            arrival.source.map(|(source, _)| source),
+        ]
+        .into_iter()
+        .flatten()
         {
             let own: Vec<(Country, u64, bool)> = changes
                 .iter()
@@ -625,7 +628,10 @@ impl<'a> Checker<'a> {
                 .map(|(_, country, amount, arriving)| (*country, *amount, *arriving))
                 .collect();
             self.uveu_after(holder, &own)?;
-            if arrival.source.is_some_and(|(source, _)| source == arrival.receiver) {
+            if arrival
+                .source
+                .is_some_and(|(source, _)| source == arrival.receiver)
+            {
                 break;
             }
         }
@@ -658,7 +664,13 @@ impl<'a> Checker<'a> {
             let counts = self.limit(arrival, basis)?;
             return Ok((basis, counts));
         }
-        for basis in [Basis::Aia, Basis::Uveu, Basis::Nveu, Basis::Lpp, Basis::License] {
+        for basis in [
+            Basis::Aia,
+            Basis::Uveu,
+            Basis::Nveu,
+            Basis::Lpp,
+            Basis::License,
+        ] {
             if self.not_applicable(arrival, basis).is_some() {
                 continue;
             }
@@ -679,37 +691,39 @@ impl<'a> Checker<'a> {
         let receiver = arrival.receiver;
         let tier = || self.facts.tier(country, self.date);
         match basis {
-            Basis::Aia if !self.owners.all => None,
             Basis::Aia => {
                 if tier() != Tier::One {
-                    Some(format!("{country} is not a Tier 1 country on {}", self.date))
+                    Some(format!(
+                        "{country} is not a Tier 1 country on {}",
+                        self.date
+                    ))
                 } else if self.facts.hq_tier(receiver, self.date) != Tier::One {
                     Some(format!("{receiver} is not headquartered in Tier 1"))
                 } else {
                     None
                 }
             }
-            Basis::Uveu if !self.owners.entity(receiver) => None,
-            Basis::Uveu => (!self.facts.has_universal_veu(receiver, self.date)).then(|| {
-                format!("{receiver} holds no active universal VEU on {}", self.date)
-            }),
-            Basis::Nveu if !self.owners.entity(receiver) => None,
-            Basis::Nveu => (!self.facts.has_national_veu(receiver, country, self.date)).then(|| {
-                format!("{receiver} holds no active national VEU for {country} on {}", self.date)
-            }),
+            Basis::Uveu => (!self.facts.has_universal_veu(receiver, self.date))
+                .then(|| format!("{receiver} holds no active universal VEU on {}", self.date)),
+            Basis::Nveu => {
+                (!self.facts.has_national_veu(receiver, country, self.date)).then(|| {
+                    format!(
+                        "{receiver} holds no active national VEU for {country} on {}",
+                        self.date
+                    )
+                })
+            }
             Basis::Lpp => {
                 if arrival.in_country {
                     Some("an in-country transfer cannot use the LPP".to_string())
-                } else if self.owners.all && tier() == Tier::Three {
+                } else if tier() == Tier::Three {
                     Some(format!("{country} is a Tier 3 country"))
                 } else {
                     None
                 }
             }
             Basis::License => None,
-            Basis::Uncontrolled | Basis::Declared => {
-                Some("the chips are controlled".to_string())
-            }
+            Basis::Uncontrolled | Basis::Declared => Some("the chips are controlled".to_string()),
         }
     }
 
@@ -729,7 +743,7 @@ impl<'a> Checker<'a> {
         let amount_tpp = arrival.amount_tpp;
         let params = &self.facts.params;
         match basis {
-            Basis::Aia if self.owners.entity(receiver) => {
+            Basis::Aia => {
                 let threshold = params.ruleset.aia_threshold_tpp;
                 let before = self.counters.aia_received(receiver);
                 let after = before.saturating_add(amount_tpp);
@@ -755,7 +769,7 @@ impl<'a> Checker<'a> {
                 }
                 Ok(false)
             }
-            Basis::Nveu if self.owners.entity(receiver) => {
+            Basis::Nveu => {
                 let year = self.date.year();
                 let cap = params.nveu_cap(year).unwrap_or(0);
                 let held = self
@@ -789,7 +803,7 @@ impl<'a> Checker<'a> {
                 }
                 Ok(false)
             }
-            Basis::Lpp if self.owners.entity(receiver) => {
+            Basis::Lpp => {
                 if let Some((before, after, limit)) = self.lpp_excess(arrival) {
                     return Err(self.refuse_with(
                         Code::LppAnnualLimit,
@@ -814,7 +828,7 @@ impl<'a> Checker<'a> {
             }
             Basis::License => {
                 let counts = self.facts.tier(country, self.date) == Tier::Two;
-                if counts && self.owners.country(country) {
+                if counts {
                     let allocation = self.facts.allocation(country, self.date);
                     let before = self.counters.allocation_used(country);
                     let after = before.saturating_add(amount_tpp);
@@ -849,7 +863,7 @@ impl<'a> Checker<'a> {
     /// Checks the universal VEU ratios of `holder` after the given changes of its controlled
     /// TPP (country, amount, arriving), if it holds an active universal VEU.
     fn uveu_after(&self, holder: &Id, changes: &[(Country, u64, bool)]) -> Result<(), Refusal> {
-        if !self.owners.entity(holder) || !self.facts.has_universal_veu(holder, self.date) {
+        if !self.facts.has_universal_veu(holder, self.date) {
             return Ok(());
         }
         let before = self.counters.entity(holder).cloned().unwrap_or_default();
@@ -870,7 +884,12 @@ impl<'a> Checker<'a> {
         self.uveu_ratios(holder, &before, &after)
     }
 
-    fn uveu_ratios(&self, holder: &Id, before: &EntityTpp, after: &EntityTpp) -> Result<(), Refusal> {
+    fn uveu_ratios(
+        &self,
+        holder: &Id,
+        before: &EntityTpp,
+        after: &EntityTpp,
+    ) -> Result<(), Refusal> {
         let total = after.total;
         if total == 0 {
             return Ok(());
@@ -985,7 +1004,7 @@ impl<'a> Checker<'a> {
     // ---- VEU grants (section 8, eligibility) ------------------------------------------------
 
     fn veu_grant(&self, holder: &Id, scope: Scope) -> Result<(), Refusal> {
-        if self.owners.all {
+        {
             let hq_tier = self.facts.hq_tier(holder, self.date);
             let refusal = match scope {
                 Scope::Universal if hq_tier != Tier::One => Some(format!(
@@ -1006,10 +1025,13 @@ impl<'a> Checker<'a> {
                 _ => None,
             };
             if let Some(reason) = refusal {
-                return Err(self.refuse(Code::VeuNotEligible, format!("{} refused: {reason}", self.what())));
+                return Err(self.refuse(
+                    Code::VeuNotEligible,
+                    format!("{} refused: {reason}", self.what()),
+                ));
             }
         }
-        if scope == Scope::Universal && self.owners.entity(holder) {
+        if scope == Scope::Universal {
             let current = self.counters.entity(holder).cloned().unwrap_or_default();
             return self.uveu_ratios(holder, &current, &current);
         }
@@ -1018,10 +1040,15 @@ impl<'a> Checker<'a> {
 
     // ---- model weights (section 9) ----------------------------------------------------------
 
-    fn weights(&self, host: &Id, country: Country, secured: bool) -> Result<WeightsAuthority, Refusal> {
+    fn weights(
+        &self,
+        host: &Id,
+        country: Country,
+        secured: bool,
+    ) -> Result<WeightsAuthority, Refusal> {
         let hq_tier = self.facts.hq_tier(host, self.date);
         let tier = self.facts.tier(country, self.date);
-        if self.owners.all && hq_tier == Tier::Three {
+        if hq_tier == Tier::Three {
             return Err(self.refuse(
                 Code::HqTier3,
                 format!(
@@ -1031,7 +1058,7 @@ impl<'a> Checker<'a> {
                 ),
             ));
         }
-        if self.owners.all && tier == Tier::Three {
+        if tier == Tier::Three {
             return Err(self.refuse(
                 Code::WeightsTier3,
                 format!(
@@ -1043,26 +1070,26 @@ impl<'a> Checker<'a> {
         }
         let authority = match tier {
             Tier::One => Some(WeightsAuthority::TierOne),
-            _ if self.facts.has_universal_veu(host, self.date) => Some(WeightsAuthority::UniversalVeu),
+            _ if self.facts.has_universal_veu(host, self.date) => {
+                Some(WeightsAuthority::UniversalVeu)
+            }
             _ if self.facts.has_national_veu(host, country, self.date) => {
                 Some(WeightsAuthority::NationalVeu)
             }
-            _ if hq_tier == Tier::One && secured => Some(WeightsAuthority::SecuredTierOneHeadquarters),
+            _ if hq_tier == Tier::One && secured => {
+                Some(WeightsAuthority::SecuredTierOneHeadquarters)
+            }
             _ => None,
         };
         if let Some(Outcome::Weights(stored)) = self.stored {
             // A recheck keeps the authority the record was granted under: it must still hold.
             let still = match stored.authority {
-                WeightsAuthority::TierOne => !self.owners.all || tier == Tier::One,
-                WeightsAuthority::UniversalVeu => {
-                    !self.owners.entity(host) || self.facts.has_universal_veu(host, self.date)
-                }
+                WeightsAuthority::TierOne => tier == Tier::One,
+                WeightsAuthority::UniversalVeu => self.facts.has_universal_veu(host, self.date),
                 WeightsAuthority::NationalVeu => {
-                    !self.owners.entity(host) || self.facts.has_national_veu(host, country, self.date)
+                    self.facts.has_national_veu(host, country, self.date)
                 }
-                WeightsAuthority::SecuredTierOneHeadquarters => {
-                    !self.owners.all || (hq_tier == Tier::One && secured)
-                }
+                WeightsAuthority::SecuredTierOneHeadquarters => hq_tier == Tier::One && secured,
                 WeightsAuthority::Uncontrolled => true,
             };
             if still {

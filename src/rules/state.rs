@@ -14,9 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::codec::{
-    Body, ChipsOutcome, Event, Outcome, Record, Ruleset, Scope, Tier,
-};
+use crate::codec::{Body, ChipsOutcome, Event, Outcome, Record, Ruleset, Scope, Tier};
 use crate::country::Country;
 use crate::date::Date;
 use crate::name::{Id, Text};
@@ -111,8 +109,8 @@ pub struct Facts {
     pub allocation_changes: Map<Country, Vec<Dated<u64>>>,
     pub veus: Map<Id, VeuFact>,
     pub veus_by_holder: Map<Id, Vec<Id>>,
-    /// Each entity's earliest AIA certification.
-    pub certified: Map<Id, Date>,
+    /// Each entity's AIA certifications, sorted by (date, seq).
+    pub certified: Map<Id, Vec<Dated<()>>>,
     /// Voided record → the void's sequence number.
     pub voided: Map<u64, u64>,
 }
@@ -180,9 +178,10 @@ pub fn beginning() -> Date {
 }
 
 impl Facts {
-    fn new(params: Arc<Params>) -> Facts {
-        let mut facts = Facts {
-            params: params.clone(),
+    /// Facts with nothing in them, not even the ruleset's catalog (a snapshot fills them).
+    pub fn empty(params: Arc<Params>) -> Facts {
+        Facts {
+            params,
             entities: Map::default(),
             chips: Map::default(),
             tier_changes: Map::default(),
@@ -191,7 +190,12 @@ impl Facts {
             veus_by_holder: Map::default(),
             certified: Map::default(),
             voided: Map::default(),
-        };
+        }
+    }
+
+    /// The facts of the ruleset alone: its chip catalog and its dated tier changes.
+    fn new(params: Arc<Params>) -> Facts {
+        let mut facts = Facts::empty(params.clone());
         for spec in &params.ruleset.chips {
             facts.chips.insert(
                 spec.chip.clone(),
@@ -255,7 +259,10 @@ impl Facts {
             if steps == 0 {
                 break;
             }
-            current = fact.parent.as_ref().and_then(|parent| self.entities.get(parent));
+            current = fact
+                .parent
+                .as_ref()
+                .and_then(|parent| self.entities.get(parent));
         }
         worst
     }
@@ -291,14 +298,20 @@ impl Facts {
     }
 
     pub fn certified_by(&self, entity: &Id, date: Date) -> bool {
-        self.certified.get(entity).is_some_and(|first| *first <= date)
+        self.certified
+            .get(entity)
+            .and_then(|list| list.first())
+            .is_some_and(|first| first.effective <= date)
     }
 
-    fn apply(&mut self, record: &Record) -> Result<(), FoldError> {
+    /// Folds a record's facts in (`Sign::Add`) or takes them out again (`Sign::Remove`, used to
+    /// roll back a late record that a later event refused).
+    fn apply(&mut self, record: &Record, sign: Sign) -> Result<(), FoldError> {
         let date = record.effective;
         let seq = record.seq;
+        let adding = sign == Sign::Add;
         match &record.event.body {
-            Body::Entity(event) => {
+            Body::Entity(event) if adding => {
                 let fact = EntityFact {
                     effective: date,
                     seq,
@@ -307,36 +320,56 @@ impl Facts {
                     parent: event.parent.clone(),
                 };
                 if self.entities.insert(event.entity.clone(), fact).is_some() {
-                    return Err(FoldError(format!("entity {} is registered twice", event.entity)));
+                    return Err(FoldError(format!(
+                        "entity {} is registered twice",
+                        event.entity
+                    )));
                 }
             }
-            Body::ChipModel(event) => {
+            Body::Entity(event) => {
+                self.entities.remove(&event.entity);
+            }
+            Body::ChipModel(event) if adding => {
                 let fact = ChipFact {
                     effective: date,
                     tpp: event.tpp,
                     controlled: event.controlled,
                 };
                 if self.chips.insert(event.chip.clone(), fact).is_some() {
-                    return Err(FoldError(format!("chip model {} is defined twice", event.chip)));
+                    return Err(FoldError(format!(
+                        "chip model {} is defined twice",
+                        event.chip
+                    )));
                 }
             }
-            Body::TierChange(event) => insert_dated(
-                self.tier_changes.entry(event.country).or_default(),
-                Dated {
-                    effective: date,
-                    seq,
-                    value: event.tier,
-                },
-            ),
-            Body::AllocationChange(event) => insert_dated(
-                self.allocation_changes.entry(event.country).or_default(),
-                Dated {
-                    effective: date,
-                    seq,
-                    value: event.allocation_tpp,
-                },
-            ),
-            Body::VeuGrant(event) => {
+            Body::ChipModel(event) => {
+                self.chips.remove(&event.chip);
+            }
+            Body::TierChange(event) => {
+                let list = self.tier_changes.entry(event.country).or_default();
+                change_dated(
+                    list,
+                    Dated {
+                        effective: date,
+                        seq,
+                        value: event.tier,
+                    },
+                    sign,
+                );
+            }
+            Body::AllocationChange(event) => {
+                let list = self.allocation_changes.entry(event.country).or_default();
+                change_dated(
+                    list,
+                    Dated {
+                        effective: date,
+                        seq,
+                        value: event.allocation_tpp,
+                    },
+                    sign,
+                );
+            }
+            Body::VeuGrant(event) if adding => {
                 let fact = VeuFact {
                     holder: event.entity.clone(),
                     scope: event.scope,
@@ -353,26 +386,53 @@ impl Facts {
                     list.insert(position, event.veu.clone());
                 }
             }
+            Body::VeuGrant(event) => {
+                self.veus.remove(&event.veu);
+                if let Some(list) = self.veus_by_holder.get_mut(&event.entity) {
+                    list.retain(|veu| *veu != event.veu);
+                }
+            }
             Body::VeuRevoke(event) => {
                 let Some(fact) = self.veus.get_mut(&event.veu) else {
-                    return Err(FoldError(format!("VEU {} is revoked before it is granted", event.veu)));
+                    return Err(FoldError(format!(
+                        "VEU {} is revoked before it is granted",
+                        event.veu
+                    )));
                 };
-                if fact.revoked.is_some() {
-                    return Err(FoldError(format!("VEU {} is revoked twice", event.veu)));
+                if adding {
+                    if fact.revoked.is_some() {
+                        return Err(FoldError(format!("VEU {} is revoked twice", event.veu)));
+                    }
+                    fact.revoked = Some(date);
+                    fact.revoke_seq = Some(seq);
+                } else {
+                    fact.revoked = None;
+                    fact.revoke_seq = None;
                 }
-                fact.revoked = Some(date);
-                fact.revoke_seq = Some(seq);
             }
             Body::AiaCertification(event) => {
-                let first = self.certified.entry(event.entity.clone()).or_insert(date);
-                *first = (*first).min(date);
+                let list = self.certified.entry(event.entity.clone()).or_default();
+                change_dated(
+                    list,
+                    Dated {
+                        effective: date,
+                        seq,
+                        value: (),
+                    },
+                    sign,
+                );
             }
             Body::Void(_) => {
                 let Outcome::Void(void) = &record.outcome else {
                     return Err(FoldError("a void without its target".into()));
                 };
-                if self.voided.insert(void.target_seq, seq).is_some() {
-                    return Err(FoldError(format!("record {} is voided twice", void.target_seq)));
+                if !adding {
+                    self.voided.remove(&void.target_seq);
+                } else if self.voided.insert(void.target_seq, seq).is_some() {
+                    return Err(FoldError(format!(
+                        "record {} is voided twice",
+                        void.target_seq
+                    )));
                 }
             }
             Body::Genesis(_)
@@ -384,6 +444,13 @@ impl Facts {
             | Body::Commitment(_) => {}
         }
         Ok(())
+    }
+}
+
+fn change_dated<T>(list: &mut Vec<Dated<T>>, item: Dated<T>, sign: Sign) {
+    match sign {
+        Sign::Add => insert_dated(list, item),
+        Sign::Remove => list.retain(|existing| existing.seq != item.seq),
     }
 }
 
@@ -442,9 +509,15 @@ impl Counters {
         sign: Sign,
     ) -> Result<(), FoldError> {
         match (&event.body, outcome) {
-            (Body::Inventory(event), Outcome::Chips(chips)) => {
-                self.arrive(&event.entity, event.country, &event.chip, event.quantity, chips, effective, sign)
-            }
+            (Body::Inventory(event), Outcome::Chips(chips)) => self.arrive(
+                &event.entity,
+                event.country,
+                &event.chip,
+                event.quantity,
+                chips,
+                effective,
+                sign,
+            ),
             (Body::Shipment(event), Outcome::Chips(chips)) => self.arrive(
                 &event.consignee,
                 event.country,
@@ -455,16 +528,39 @@ impl Counters {
                 sign,
             ),
             (Body::Transfer(event), Outcome::Chips(chips)) => {
-                self.depart(&event.entity, event.from_country, &event.chip, event.quantity, chips, sign)?;
+                self.depart(
+                    &event.entity,
+                    event.from_country,
+                    &event.chip,
+                    event.quantity,
+                    chips,
+                    sign,
+                )?;
                 let receiver = event.to_entity.as_ref().unwrap_or(&event.entity);
-                self.arrive(receiver, event.to_country, &event.chip, event.quantity, chips, effective, sign)
+                self.arrive(
+                    receiver,
+                    event.to_country,
+                    &event.chip,
+                    event.quantity,
+                    chips,
+                    effective,
+                    sign,
+                )
             }
-            (Body::Decommission(event), Outcome::Chips(chips)) => {
-                self.depart(&event.entity, event.country, &event.chip, event.quantity, chips, sign)
-            }
+            (Body::Decommission(event), Outcome::Chips(chips)) => self.depart(
+                &event.entity,
+                event.country,
+                &event.chip,
+                event.quantity,
+                chips,
+                sign,
+            ),
             (Body::WeightsHosting(event), Outcome::Weights(weights)) => {
                 if weights.controlled {
-                    let count = self.weights.entry((event.entity.clone(), event.country)).or_default();
+                    let count = self
+                        .weights
+                        .entry((event.entity.clone(), event.country))
+                        .or_default();
                     *count = adjust(*count, 1, sign, "controlled weights hostings")?;
                     if *count == 0 {
                         self.weights.remove(&(event.entity.clone(), event.country));
@@ -477,9 +573,17 @@ impl Counters {
                     Sign::Add => Sign::Remove,
                     Sign::Remove => Sign::Add,
                 };
-                self.apply_event(void.target_effective, &void.target_event, &void.target_outcome, reversed)
+                self.apply_event(
+                    void.target_effective,
+                    &void.target_event,
+                    &void.target_outcome,
+                    reversed,
+                )
             }
-            (Body::Inventory(_) | Body::Shipment(_) | Body::Transfer(_) | Body::Decommission(_), _)
+            (
+                Body::Inventory(_) | Body::Shipment(_) | Body::Transfer(_) | Body::Decommission(_),
+                _,
+            )
             | (Body::WeightsHosting(_), _)
             | (Body::Void(_), _) => Err(FoldError(format!(
                 "{} {} carries the wrong kind of outcome",
@@ -507,14 +611,26 @@ impl Counters {
         }
         self.add_entity_tpp(entity, country, chips.amount_tpp, sign)?;
         let country_tpp = self.country_tpp.entry(country).or_default();
-        country_tpp.installed = adjust(country_tpp.installed, chips.amount_tpp, sign, "installed TPP")?;
+        country_tpp.installed = adjust(
+            country_tpp.installed,
+            chips.amount_tpp,
+            sign,
+            "installed TPP",
+        )?;
         if chips.counts_allocation {
-            country_tpp.allocation_used =
-                adjust(country_tpp.allocation_used, chips.amount_tpp, sign, "allocation use")?;
+            country_tpp.allocation_used = adjust(
+                country_tpp.allocation_used,
+                chips.amount_tpp,
+                sign,
+                "allocation use",
+            )?;
         }
         match chips.basis {
             crate::codec::Basis::Lpp => {
-                let used = self.lpp.entry((entity.clone(), effective.year())).or_default();
+                let used = self
+                    .lpp
+                    .entry((entity.clone(), effective.year()))
+                    .or_default();
                 *used = adjust(*used, chips.amount_tpp, sign, "LPP use")?;
             }
             crate::codec::Basis::Aia => {
@@ -543,8 +659,12 @@ impl Counters {
         if chips.controlled {
             self.add_entity_tpp(entity, country, chips.amount_tpp, opposite)?;
             let country_tpp = self.country_tpp.entry(country).or_default();
-            country_tpp.installed =
-                adjust(country_tpp.installed, chips.amount_tpp, opposite, "installed TPP")?;
+            country_tpp.installed = adjust(
+                country_tpp.installed,
+                chips.amount_tpp,
+                opposite,
+                "installed TPP",
+            )?;
         }
         Ok(())
     }
@@ -624,7 +744,10 @@ impl State {
         if record.seq != 0 {
             return Err(FoldError("the genesis record must be record 0".into()));
         }
-        Ok(State::with_params(Arc::new(Params::new(genesis.ruleset.clone()))))
+        validate_ruleset(&genesis.ruleset)?;
+        Ok(State::with_params(Arc::new(Params::new(
+            genesis.ruleset.clone(),
+        ))))
     }
 
     /// An empty state under a ruleset.
@@ -644,8 +767,53 @@ impl State {
         if matches!(record.event.body, Body::Genesis(_)) {
             return Ok(());
         }
-        self.facts.apply(record)?;
+        self.facts.apply(record, Sign::Add)?;
         self.counters
             .apply_event(record.effective, &record.event, &record.outcome, Sign::Add)
     }
+
+    /// Takes a record folded by [`State::apply`] out again.
+    pub fn unapply(&mut self, record: &Record) -> Result<(), FoldError> {
+        if matches!(record.event.body, Body::Genesis(_)) {
+            return Ok(());
+        }
+        self.counters.apply_event(
+            record.effective,
+            &record.event,
+            &record.outcome,
+            Sign::Remove,
+        )?;
+        self.facts.apply(record, Sign::Remove)
+    }
+}
+
+/// Checks that a ruleset read from a genesis record keeps the arithmetic of the rules exact:
+/// bounded TPP values and well-formed fractions.
+pub fn validate_ruleset(ruleset: &Ruleset) -> Result<(), FoldError> {
+    let bad = |why: String| Err(FoldError(format!("the genesis ruleset is invalid: {why}")));
+    if ruleset.window_start > ruleset.window_end {
+        return bad("the allocation window ends before it starts".into());
+    }
+    let mut names = std::collections::HashSet::new();
+    for chip in &ruleset.chips {
+        if chip.tpp == 0 || chip.tpp > crate::input::MAX_CHIP_TPP {
+            return bad(format!("chip {} has TPP {}", chip.chip, chip.tpp));
+        }
+        if !names.insert(&chip.chip) {
+            return bad(format!("chip {} is listed twice", chip.chip));
+        }
+    }
+    for ratio in [
+        ruleset.uveu_tier_one_share_min,
+        ruleset.uveu_country_share_max,
+        ruleset.uveu_home_share_min,
+    ] {
+        if ratio.denominator == 0 || ratio.numerator > ratio.denominator {
+            return bad(format!("share {}/{}", ratio.numerator, ratio.denominator));
+        }
+    }
+    if ruleset.h100_tpp == 0 {
+        return bad("the H100 TPP is zero".into());
+    }
+    Ok(())
 }

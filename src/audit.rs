@@ -1,0 +1,420 @@
+//! Auditing a whole ledger or an export with [`Replay`](crate::verify::Replay): what `verify`
+//! runs. Over the store it also checks every stored tile, the head, and every derived index
+//! and snapshot against the replay, so that tampering with any stored byte is found.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::codec::{self, BUNDLE_RECORDS, Record};
+use crate::date::Date;
+use crate::error::Error;
+use crate::ledger::index::{
+    self, ID_CHUNK, IDS_PREFIX, LATE_PREFIX, POSITION_CHUNK, POSITIONS_PREFIX, Position,
+    SNAPSHOT_INTERVAL, SNAPSHOT_PREFIX,
+};
+use crate::ledger::reader::{PrefixSnapshot, decode_bundle};
+use crate::merkle::TILE_WIDTH;
+use crate::rules::snapshot;
+use crate::store::{Head, Store};
+use crate::verify::{Failure, RecordSource, Replay};
+use crate::view;
+
+/// What a successful audit saw.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Audit {
+    pub records: u64,
+    pub root: String,
+    pub late_records: u64,
+    pub voids: u64,
+    pub seconds: f64,
+}
+
+fn failed(failure: Failure) -> Error {
+    Error::Verification(failure.to_string())
+}
+
+fn store_failure(message: impl Into<String>) -> Error {
+    Error::Verification(message.into())
+}
+
+struct StoreSource<'a> {
+    store: &'a Store,
+}
+
+impl RecordSource for StoreSource<'_> {
+    fn record(&self, seq: u64) -> Result<Record, String> {
+        let bundle = self
+            .store
+            .bundle(seq / BUNDLE_RECORDS)
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("bundle {} is missing", seq / BUNDLE_RECORDS))?;
+        let records =
+            decode_bundle(seq / BUNDLE_RECORDS, &bundle).map_err(|error| error.to_string())?;
+        records
+            .into_iter()
+            .nth((seq % BUNDLE_RECORDS) as usize)
+            .map(|(_, record)| record)
+            .ok_or_else(|| format!("record {seq} is missing"))
+    }
+}
+
+/// Verifies the ledger in `store_dir` from its bytes up.
+pub fn verify_store(store_dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<Audit, Error> {
+    let started = std::time::Instant::now();
+    let store = Store::open(store_dir)?;
+    let head = store
+        .head()?
+        .ok_or_else(|| store_failure("the store has no head"))?;
+    let source = StoreSource { store: &store };
+    let mut replay = Replay::new();
+    let mut voids = 0u64;
+    for (expected_bundle, item) in (0u64..).zip(store.bundles_from(0)) {
+        let (bundle_index, bytes) = item?;
+        if bundle_index != expected_bundle {
+            return Err(store_failure(format!(
+                "record {}: entry bundle {expected_bundle} is missing (the next stored bundle is {bundle_index})",
+                expected_bundle * BUNDLE_RECORDS
+            )));
+        }
+        let entries = codec::bundle_entries(&bytes).map_err(|error| {
+            store_failure(format!(
+                "record {}: entry bundle {bundle_index} {error}",
+                bundle_index * BUNDLE_RECORDS
+            ))
+        })?;
+        if entries.len() as u64 != BUNDLE_RECORDS && (bundle_index + 1) * BUNDLE_RECORDS < head.size
+        {
+            return Err(store_failure(format!(
+                "record {}: entry bundle {bundle_index} holds {} records; a full bundle holds 256",
+                bundle_index * BUNDLE_RECORDS + entries.len() as u64,
+                entries.len()
+            )));
+        }
+        for entry in entries {
+            let record = replay.push(entry, &source).map_err(failed)?;
+            if matches!(record.event.body, codec::Body::Void(_)) {
+                voids += 1;
+            }
+            for tile in replay.take_completed_tiles() {
+                check_tile(&store, tile.level, tile.index, &tile.data)?;
+            }
+            if replay.size() % SNAPSHOT_INTERVAL == 0 {
+                check_snapshot(&store, &replay)?;
+            }
+        }
+        progress(replay.size(), head.size);
+    }
+    check_head(&store, &head, &replay)?;
+    check_derived(&store, &replay)?;
+    Ok(Audit {
+        records: replay.size(),
+        root: view::base64(&replay.root()),
+        late_records: replay.late().len() as u64,
+        voids,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn check_tile(store: &Store, level: u8, index: u64, expected: &[u8]) -> Result<(), Error> {
+    match store.tile(level, index)? {
+        Some(stored) if *stored == *expected => Ok(()),
+        Some(_) => Err(store_failure(format!(
+            "Merkle tile {level}/{index} differs from the hashes of records {} to {}",
+            index << (8 * (u32::from(level) + 1)),
+            ((index + 1) << (8 * (u32::from(level) + 1))) - 1
+        ))),
+        None => Err(store_failure(format!(
+            "Merkle tile {level}/{index} is missing"
+        ))),
+    }
+}
+
+fn check_snapshot(store: &Store, replay: &Replay) -> Result<(), Error> {
+    let size = replay.size();
+    let prefix = index::key(SNAPSHOT_PREFIX, size);
+    let mut bytes = Vec::new();
+    for item in store.derived_from(&prefix, &prefix) {
+        bytes.extend_from_slice(&item?.1);
+    }
+    if bytes.is_empty() {
+        return Err(store_failure(format!(
+            "the prefix snapshot at {size} records is missing"
+        )));
+    }
+    let expected = PrefixSnapshot {
+        state: snapshot::encode(replay.state().expect("genesis replayed")),
+        links: replay.links().encode(),
+    };
+    if codec::to_bytes(&expected) != bytes {
+        return Err(store_failure(format!(
+            "the prefix snapshot at {size} records differs from the replay of records 0 to {}",
+            size - 1
+        )));
+    }
+    Ok(())
+}
+
+fn check_head(store: &Store, head: &Head, replay: &Replay) -> Result<(), Error> {
+    if head.size != replay.size() {
+        return Err(store_failure(format!(
+            "the head says the log has {} records; the bundles hold {}",
+            head.size,
+            replay.size()
+        )));
+    }
+    if head.root != replay.root() {
+        return Err(store_failure(format!(
+            "the head's Merkle root {} is not the root of the records, {}",
+            view::base64(&head.root),
+            view::base64(&replay.root())
+        )));
+    }
+    if head.last_chain != replay.last_chain()
+        || Some(head.last_recorded_at) != replay.last_recorded_at()
+        || Some(head.max_date) != replay.max_date()
+    {
+        return Err(store_failure(
+            "the head's chain hash, last recording time or latest date differs from the records",
+        ));
+    }
+    for tile in replay.tree().edge_tiles() {
+        check_tile(store, tile.level, tile.index, &tile.data)?;
+    }
+    // No tile beyond the tree.
+    for item in store.tiles() {
+        let (level, index, data) = item?;
+        let count = replay.size() >> (8 * u32::from(level));
+        let tiles_at_level = count.div_ceil(TILE_WIDTH as u64);
+        if index >= tiles_at_level || (data.len() % 32) != 0 {
+            return Err(store_failure(format!(
+                "Merkle tile {level}/{index} lies outside the tree"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_derived(store: &Store, replay: &Replay) -> Result<(), Error> {
+    let size = replay.size();
+    // Id index.
+    let mut chunks = 0u64;
+    for item in store.derived_from(IDS_PREFIX, &index::key(IDS_PREFIX, 0)) {
+        let (key, bytes) = item?;
+        let chunk = index::number_after(IDS_PREFIX, &key).unwrap_or(u64::MAX);
+        if chunk != chunks || *bytes != *replay.ids().chunk_bytes(chunk) {
+            return Err(store_failure(format!(
+                "id-index chunk {chunk} (records {} to {}) differs from the records",
+                chunk * ID_CHUNK,
+                (chunk + 1) * ID_CHUNK - 1
+            )));
+        }
+        chunks += 1;
+    }
+    if chunks != size.div_ceil(ID_CHUNK) {
+        return Err(store_failure("the id index does not cover the log"));
+    }
+    // Positions.
+    let positions = replay_positions(replay);
+    let mut chunks = 0u64;
+    for item in store.derived_from(POSITIONS_PREFIX, &index::key(POSITIONS_PREFIX, 0)) {
+        let (key, bytes) = item?;
+        let chunk = index::number_after(POSITIONS_PREFIX, &key).unwrap_or(u64::MAX);
+        if chunk != chunks || *bytes != *index::positions_chunk_bytes(&positions, chunk) {
+            return Err(store_failure(format!(
+                "position-index chunk {chunk} (bundles {} to {}) differs from the records",
+                chunk * POSITION_CHUNK,
+                (chunk + 1) * POSITION_CHUNK - 1
+            )));
+        }
+        chunks += 1;
+    }
+    if chunks != (positions.len() as u64).div_ceil(POSITION_CHUNK) {
+        return Err(store_failure("the position index does not cover the log"));
+    }
+    // Late records.
+    let mut expected = replay.late().iter();
+    for item in store.derived_from(LATE_PREFIX, &index::key(LATE_PREFIX, 0)) {
+        let (key, value) = item?;
+        let seq = index::number_after(LATE_PREFIX, &key).unwrap_or(u64::MAX);
+        let stored = <[u8; 4]>::try_from(&*value)
+            .ok()
+            .and_then(|bytes| Date::from_ordinal(u32::from_be_bytes(bytes)));
+        match expected.next() {
+            Some((want_seq, want_date)) if *want_seq == seq && Some(*want_date) == stored => {}
+            _ => {
+                return Err(store_failure(format!(
+                    "the late-record index entry for record {seq} differs from the records"
+                )));
+            }
+        }
+    }
+    if let Some((seq, _)) = expected.next() {
+        return Err(store_failure(format!(
+            "the late-record index lacks record {seq}"
+        )));
+    }
+    // Snapshots beyond the log.
+    if let Some(item) = store
+        .derived_from(SNAPSHOT_PREFIX, &index::snapshot_key(size + 1, 0))
+        .next()
+    {
+        let (key, _) = item?;
+        return Err(store_failure(format!(
+            "a prefix snapshot at {} records lies beyond the log",
+            index::number_after(SNAPSHOT_PREFIX, &key).unwrap_or(0)
+        )));
+    }
+    Ok(())
+}
+
+fn replay_positions(replay: &Replay) -> Vec<Position> {
+    replay.positions()
+}
+
+/// The longest export line accepted (a record of 64 KiB in base64, plus its readable view).
+const MAX_EXPORT_LINE: u64 = 1 << 20;
+
+struct ExportSource {
+    path: std::path::PathBuf,
+    offsets: std::cell::RefCell<Vec<u64>>,
+}
+
+impl RecordSource for ExportSource {
+    fn record(&self, seq: u64) -> Result<Record, String> {
+        let offset = *self
+            .offsets
+            .borrow()
+            .get(seq as usize)
+            .ok_or_else(|| format!("line of record {seq} not found"))?;
+        let mut file = File::open(&self.path).map_err(|error| error.to_string())?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|error| error.to_string())?;
+        let mut line = String::new();
+        BufReader::new(file.take(MAX_EXPORT_LINE))
+            .read_line(&mut line)
+            .map_err(|error| error.to_string())?;
+        let (_, bytes) = parse_export_line(&line).map_err(|error| error.1)?;
+        codec::decode_record(&bytes).map_err(|error| error.to_string())
+    }
+}
+
+/// Splits an export line into its JSON object and its record bytes.
+fn parse_export_line(line: &str) -> Result<(serde_json::Value, Vec<u8>), (Option<()>, String)> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|error| (None, format!("not valid JSON: {error}")))?;
+    let bytes = value
+        .get("record")
+        .and_then(|record| record.as_str())
+        .ok_or((
+            None,
+            "has no `record` field with the record's bytes".to_string(),
+        ))
+        .and_then(|text| {
+            view::from_base64(text).map_err(|error| (None, format!("`record` is {error}")))
+        })?;
+    Ok((value, bytes))
+}
+
+/// Verifies an export file with no ledger at hand.
+pub fn verify_export(
+    path: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(Audit, Replay), Error> {
+    let started = std::time::Instant::now();
+    let name = path.display().to_string();
+    let file =
+        File::open(path).map_err(|error| Error::input(&name, format!("cannot open: {error}")))?;
+    let total = file.metadata().map(|meta| meta.len()).unwrap_or(0);
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let source = ExportSource {
+        path: path.to_path_buf(),
+        offsets: std::cell::RefCell::new(Vec::new()),
+    };
+    let mut replay = Replay::new();
+    let mut offset = 0u64;
+    let mut line = String::new();
+    let mut number = 0u64;
+    let mut voids = 0u64;
+    loop {
+        line.clear();
+        let read = (&mut reader)
+            .take(MAX_EXPORT_LINE + 1)
+            .read_line(&mut line)
+            .map_err(|error| Error::input(&name, format!("cannot read: {error}")))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        let seq = replay.size();
+        if read as u64 > MAX_EXPORT_LINE {
+            return Err(store_failure(format!(
+                "record {seq}: line {number} is longer than 1 MiB"
+            )));
+        }
+        if line.trim().is_empty() {
+            offset += read as u64;
+            continue;
+        }
+        let (value, bytes) = parse_export_line(&line).map_err(|(_, message)| {
+            store_failure(format!("record {seq}: line {number} {message}"))
+        })?;
+        source.offsets.borrow_mut().push(offset);
+        let record = replay
+            .push(&bytes, &source)
+            .map_err(|failure| store_failure(format!("{failure} (line {number})")))?;
+        let expected = view::export_line(&record, &bytes);
+        if value != expected {
+            let field = differing_field(&value, &expected);
+            return Err(store_failure(format!(
+                "record {seq}: field `{field}` of line {number} does not match the record's bytes"
+            )));
+        }
+        if matches!(record.event.body, codec::Body::Void(_)) {
+            voids += 1;
+        }
+        replay.take_completed_tiles();
+        offset += read as u64;
+        if number % 4096 == 0 {
+            progress(offset, total);
+        }
+    }
+    if replay.size() == 0 {
+        return Err(store_failure(format!("{name} holds no records")));
+    }
+    let audit = Audit {
+        records: replay.size(),
+        root: view::base64(&replay.root()),
+        late_records: replay.late().len() as u64,
+        voids,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok((audit, replay))
+}
+
+fn differing_field(found: &serde_json::Value, expected: &serde_json::Value) -> String {
+    match (found, expected) {
+        (serde_json::Value::Object(found), serde_json::Value::Object(expected)) => {
+            for (key, value) in expected {
+                match found.get(key) {
+                    None => return key.clone(),
+                    Some(other) if other != value => {
+                        let inner = differing_field(other, value);
+                        return if inner.is_empty() {
+                            key.clone()
+                        } else {
+                            format!("{key}.{inner}")
+                        };
+                    }
+                    Some(_) => {}
+                }
+            }
+            found
+                .keys()
+                .find(|key| !expected.contains_key(*key))
+                .cloned()
+                .unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}

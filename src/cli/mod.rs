@@ -1,0 +1,254 @@
+//! The command line: argument definitions (one clap table, from which help, completions and
+//! the man page are generated) and dispatch to the commands.
+
+pub mod output;
+pub mod read;
+pub mod write;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::date::Instant;
+use crate::error::Error;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, ValueEnum)]
+pub enum Format {
+    /// Human-readable text and tables.
+    Table,
+    /// Machine-readable JSON on standard output.
+    Json,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  chipledger init --origin exports.example.com/ledger
+  chipledger append shipment.json
+  chipledger import events.ndjson --keep-going --rejects rejected.ndjson
+  chipledger state --as-of 2026-06-30 --country MY
+  chipledger verify
+  chipledger export -o ledger.ndjson && chipledger verify --export ledger.ndjson
+
+Exit codes: 0 success; 1 refused by a rule or verification failed; 2 bad input or usage;
+3 ledger unavailable (missing, in use, corrupt, I/O error).
+Environment: CHIPLEDGER_DIR (ledger directory), CHIPLEDGER_NOW (clock override for
+simulations and tests: YYYY-MM-DD or RFC 3339; recorded as the recording time), NO_COLOR.";
+
+/// chipledger: an append-only, hash-chained ledger of AI compute under the AI diffusion
+/// export-control framework.
+#[derive(Parser, Debug)]
+#[command(name = "chipledger", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// Ledger directory.
+    #[arg(
+        long,
+        global = true,
+        env = "CHIPLEDGER_DIR",
+        default_value = "./chipledger-data"
+    )]
+    pub ledger: PathBuf,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value = "table")]
+    pub format: Format,
+    /// No progress bars or notes on standard error.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a ledger: store, signing key (mode 0600), genesis record with the built-in ruleset.
+    #[command(
+        after_help = "Example:\n  chipledger --ledger ./ledger init --origin exports.example.com/ledger"
+    )]
+    Init {
+        /// Checkpoint origin (the signing key's name); default chipledger.local/<random>.
+        #[arg(long)]
+        origin: Option<String>,
+    },
+    /// Append one JSON event or NDJSON events as one atomic batch (all or none).
+    #[command(after_help = "Examples:\n  chipledger append event.json\n  \
+        echo '{\"type\":\"aia_certification\",\"id\":\"C-1\",\"effective\":\"2025-02-01\",\"entity\":\"acme\"}' | chipledger append -")]
+    Append {
+        /// File to read, or `-` (the default) for standard input.
+        file: Option<PathBuf>,
+    },
+    /// Dry run of append: would each event be accepted, and why not. Writes nothing.
+    #[command(after_help = "Example:\n  chipledger check planned-shipments.ndjson")]
+    Check {
+        /// File to read, or `-` (the default) for standard input.
+        file: Option<PathBuf>,
+    },
+    /// Bulk NDJSON import in atomic batches; stops at the first refused line.
+    #[command(after_help = "Examples:\n  chipledger import events.ndjson\n  \
+        chipledger import events.ndjson --keep-going --rejects rejected.ndjson\n\n\
+        The whole file is checked for bad input first; nothing is written if a line is malformed.\n\
+        Re-running the same file skips events already recorded with identical content.")]
+    Import {
+        file: PathBuf,
+        /// Skip refused events and go on (exit code 1 if any was refused).
+        #[arg(long)]
+        keep_going: bool,
+        /// Write refused lines to this file (implies --keep-going).
+        #[arg(long)]
+        rejects: Option<PathBuf>,
+    },
+    /// List records.
+    #[command(
+        after_help = "Examples:\n  chipledger log --from 100 --to 200\n  chipledger log --entity acme --type shipment"
+    )]
+    Log {
+        /// First sequence number.
+        #[arg(long)]
+        from: Option<u64>,
+        /// Sequence number to stop before.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Only the record with this event id.
+        #[arg(long)]
+        id: Option<String>,
+        /// Only records concerning this entity.
+        #[arg(long)]
+        entity: Option<String>,
+        /// Only records concerning this country.
+        #[arg(long)]
+        country: Option<String>,
+        /// Only records of this event type.
+        #[arg(long = "type")]
+        event_type: Option<String>,
+    },
+    /// One record with its hashes and links.
+    #[command(after_help = "Examples:\n  chipledger show S-1\n  chipledger show 42")]
+    Show {
+        /// An event id, or a sequence number.
+        target: String,
+    },
+    /// Derived state: country allocations, entities, VEUs.
+    #[command(
+        after_help = "Examples:\n  chipledger state\n  chipledger state --as-of 2025-12-31 --country MY\n  \
+        chipledger state --as-of 2025-12-31 --known-at 2026-01-15T00:00:00Z\n  \
+        chipledger state --entity acme --format json"
+    )]
+    State {
+        /// The date to fold up to (default: today).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Only what the ledger knew then: a log size, or a date or RFC 3339 time.
+        #[arg(long)]
+        known_at: Option<String>,
+        /// Only this entity.
+        #[arg(long)]
+        entity: Option<String>,
+        /// Only this country (and entities headquartered or holding there).
+        #[arg(long)]
+        country: Option<String>,
+    },
+    /// Full audit: bytes, chain, Merkle root, every rule replayed; names the first bad record.
+    #[command(
+        after_help = "Examples:\n  chipledger verify\n  chipledger verify --export ledger.ndjson"
+    )]
+    Verify {
+        /// Verify an export file instead of the ledger (no ledger needed).
+        #[arg(long)]
+        export: Option<PathBuf>,
+    },
+    /// The log as NDJSON, verifiable offline with `verify --export`.
+    #[command(after_help = "Example:\n  chipledger export -o ledger.ndjson")]
+    Export {
+        /// Export only the first SIZE records.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Build a realistic sample ledger, verify it, and print its state.
+    #[command(after_help = "Example:\n  chipledger demo --dir ./demo-ledger")]
+    Demo {
+        /// Where to build it (default: a new directory under the system's temporary folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// What every command gets besides its arguments.
+pub struct Context {
+    pub ledger: PathBuf,
+    pub format: Format,
+    pub quiet: bool,
+    /// The recording clock: `CHIPLEDGER_NOW`, or the system clock.
+    pub now: Instant,
+}
+
+/// The clock: `CHIPLEDGER_NOW` if set, else the system clock.
+pub fn clock() -> Result<Instant, Error> {
+    match std::env::var("CHIPLEDGER_NOW") {
+        Ok(text) => Instant::parse(&text)
+            .map_err(|message| Error::Usage(format!("CHIPLEDGER_NOW: {message}"))),
+        Err(std::env::VarError::NotPresent) => Ok(Instant::now()),
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::Usage("CHIPLEDGER_NOW is not valid Unicode".into()))
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<(), Error> {
+    let context = Context {
+        ledger: cli.ledger,
+        format: cli.format,
+        quiet: cli.quiet,
+        now: clock()?,
+    };
+    match cli.command {
+        Command::Init { origin } => write::init(&context, origin.as_deref()),
+        Command::Append { file } => write::append(&context, file.as_deref()),
+        Command::Check { file } => write::check(&context, file.as_deref()),
+        Command::Import {
+            file,
+            keep_going,
+            rejects,
+        } => write::import(
+            &context,
+            &file,
+            keep_going || rejects.is_some(),
+            rejects.as_deref(),
+        ),
+        Command::Log {
+            from,
+            to,
+            id,
+            entity,
+            country,
+            event_type,
+        } => read::log(
+            &context,
+            read::LogFilter {
+                from,
+                to,
+                id,
+                entity,
+                country,
+                event_type,
+            },
+        ),
+        Command::Show { target } => read::show(&context, &target),
+        Command::State {
+            as_of,
+            known_at,
+            entity,
+            country,
+        } => read::state(
+            &context,
+            as_of.as_deref(),
+            known_at.as_deref(),
+            entity.as_deref(),
+            country.as_deref(),
+        ),
+        Command::Verify { export } => read::verify(&context, export.as_deref()),
+        Command::Export { to, output } => read::export(&context, to, output.as_deref()),
+        Command::Demo { dir } => write::demo(&context, dir.as_deref()),
+    }
+}

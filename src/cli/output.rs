@@ -1,0 +1,139 @@
+//! Writing answers: JSON, aligned tables, notes on standard error, colour only on a terminal.
+
+use std::io::{IsTerminal, Write};
+
+use crate::error::Error;
+use crate::rules::refusal::{grouped, h100_equivalents};
+
+/// Prints a JSON value on one line of standard output.
+pub fn json(value: &impl serde::Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string(value).expect("views serialize");
+    line(&text)
+}
+
+/// Prints pretty JSON on standard output.
+pub fn json_pretty(value: &impl serde::Serialize) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).expect("views serialize");
+    line(&text)
+}
+
+/// Prints one line on standard output.
+pub fn line(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}").map_err(Error::Output)
+}
+
+/// Prints a note on standard error unless quiet.
+pub fn note(quiet: bool, text: &str) {
+    if !quiet {
+        eprintln!("{text}");
+    }
+}
+
+/// Whether colour may be used on a stream: a terminal, and `NO_COLOR` unset.
+pub fn colour(stream_is_terminal: bool) -> bool {
+    stream_is_terminal && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+}
+
+pub fn stdout_colour() -> bool {
+    colour(std::io::stdout().is_terminal())
+}
+
+pub fn stderr_colour() -> bool {
+    colour(std::io::stderr().is_terminal())
+}
+
+/// Wraps text in an ANSI style when `enabled`.
+pub fn paint(enabled: bool, style: Style, text: &str) -> String {
+    if !enabled {
+        return text.to_string();
+    }
+    let code = match style {
+        Style::Bold => "1",
+        Style::Red => "31",
+        Style::Green => "32",
+        Style::Yellow => "33",
+        Style::Dim => "2",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+#[derive(Clone, Copy)]
+pub enum Style {
+    Bold,
+    Red,
+    Green,
+    Yellow,
+    Dim,
+}
+
+/// "790,000,000".
+pub fn tpp(value: u64) -> String {
+    grouped(u128::from(value))
+}
+
+/// "49,902".
+pub fn h100(value: u64, h100_tpp: u64) -> String {
+    grouped(u128::from(h100_equivalents(value, h100_tpp)))
+}
+
+/// A table with a header row; columns aligned, numbers right-aligned.
+pub struct Table {
+    header: Vec<String>,
+    rows: Vec<Vec<String>>,
+    right: Vec<bool>,
+}
+
+impl Table {
+    pub fn new(header: &[&str], right_aligned: &[bool]) -> Table {
+        Table {
+            header: header.iter().map(|name| name.to_string()).collect(),
+            rows: Vec::new(),
+            right: right_aligned.to_vec(),
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn render(&self, bold_header: bool) -> String {
+        let columns = self.header.len();
+        let mut widths = vec![0usize; columns];
+        for row in std::iter::once(&self.header).chain(&self.rows) {
+            for (index, cell) in row.iter().enumerate().take(columns) {
+                widths[index] = widths[index].max(cell.chars().count());
+            }
+        }
+        let format_row = |row: &Vec<String>| -> String {
+            let mut text = String::new();
+            for (index, cell) in row.iter().enumerate().take(columns) {
+                let pad = widths[index] - cell.chars().count();
+                if index > 0 {
+                    text.push_str("  ");
+                }
+                if self.right.get(index).copied().unwrap_or(false) {
+                    text.push_str(&" ".repeat(pad));
+                    text.push_str(cell);
+                } else {
+                    text.push_str(cell);
+                    if index + 1 < columns {
+                        text.push_str(&" ".repeat(pad));
+                    }
+                }
+            }
+            text.trim_end().to_string()
+        };
+        let mut out = paint(bold_header, Style::Bold, &format_row(&self.header));
+        out.push('\n');
+        for row in &self.rows {
+            out.push_str(&format_row(row));
+            out.push('\n');
+        }
+        out
+    }
+}

@@ -1,0 +1,197 @@
+//! Derived indexes over the log, kept in the store's `derived` tree (FORMAT.md, "Derived
+//! data"). Every one of them can be rebuilt from the records, and `verify` checks each against
+//! its own replay. None has a key per event: like the bundles, they are chunked by position so
+//! that an append rewrites only the last chunk.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::date::{Date, Instant};
+use crate::name::Id;
+
+/// Records per id-index chunk (8 bytes each: 32 KiB).
+pub const ID_CHUNK: u64 = 4096;
+/// Bundles per position-index chunk (12 bytes each: 12 KiB).
+pub const POSITION_CHUNK: u64 = 1024;
+/// Records between prefix snapshots.
+pub const SNAPSHOT_INTERVAL: u64 = 16_384;
+/// Snapshots are stored in values of at most this many bytes (sled keeps them inline).
+pub const SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024;
+
+pub const IDS_PREFIX: &[u8] = b"ids/";
+pub const POSITIONS_PREFIX: &[u8] = b"pos/";
+pub const LATE_PREFIX: &[u8] = b"late/";
+pub const SNAPSHOT_PREFIX: &[u8] = b"snap/";
+
+pub fn key(prefix: &[u8], number: u64) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(&number.to_be_bytes());
+    key
+}
+
+pub fn snapshot_key(size: u64, chunk: u32) -> Vec<u8> {
+    let mut key = key(SNAPSHOT_PREFIX, size);
+    key.extend_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+/// Reads the big-endian number after a key's prefix.
+pub fn number_after(prefix: &[u8], key: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(prefix)?;
+    Some(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?))
+}
+
+/// The 64-bit hash of an event id under which the id index files it: the first 8 bytes of
+/// BLAKE3 with its own derive-key context. A match is confirmed against the record itself.
+pub fn id_hash(id: &Id) -> u64 {
+    let hash = blake3::Hasher::new_derive_key("chipledger 2026-11 event id index v1")
+        .update(id.as_str().as_bytes())
+        .finalize();
+    u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
+}
+
+/// A hasher for keys that are already uniform hashes.
+#[derive(Default)]
+pub struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// Event id hash → sequence numbers. Most hashes have one record; the rare 64-bit collision
+/// keeps the rest in `more`.
+#[derive(Default)]
+pub struct IdIndex {
+    first: HashMap<u64, u64, BuildHasherDefault<PassThrough>>,
+    more: HashMap<u64, Vec<u64>>,
+    /// Hash per sequence number, in order: what the chunks store.
+    hashes: Vec<u64>,
+}
+
+impl IdIndex {
+    pub fn with_capacity(records: usize) -> IdIndex {
+        IdIndex {
+            first: HashMap::with_capacity_and_hasher(records, BuildHasherDefault::default()),
+            more: HashMap::new(),
+            hashes: Vec::with_capacity(records),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.hashes.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    /// Files the next record's id hash.
+    pub fn push(&mut self, hash: u64) {
+        let seq = self.hashes.len() as u64;
+        self.hashes.push(hash);
+        if let Some(existing) = self.first.insert(hash, seq) {
+            // Keep the earliest in `first` and the others in `more`.
+            self.first.insert(hash, existing);
+            self.more.entry(hash).or_default().push(seq);
+        }
+    }
+
+    /// Forgets the last record (a rolled-back append).
+    pub fn pop(&mut self) {
+        let Some(hash) = self.hashes.pop() else {
+            return;
+        };
+        let seq = self.hashes.len() as u64;
+        if let Some(more) = self.more.get_mut(&hash) {
+            if more.last() == Some(&seq) {
+                more.pop();
+                if more.is_empty() {
+                    self.more.remove(&hash);
+                }
+                return;
+            }
+        }
+        if self.first.get(&hash) == Some(&seq) {
+            self.first.remove(&hash);
+        }
+    }
+
+    /// Sequence numbers whose id has this hash.
+    pub fn candidates(&self, hash: u64) -> impl Iterator<Item = u64> + '_ {
+        self.first
+            .get(&hash)
+            .into_iter()
+            .chain(self.more.get(&hash).into_iter().flatten())
+            .copied()
+    }
+
+    /// The stored bytes of chunk `chunk` (8-byte little-endian hashes).
+    pub fn chunk_bytes(&self, chunk: u64) -> Vec<u8> {
+        let start = (chunk * ID_CHUNK) as usize;
+        let end = ((chunk + 1) * ID_CHUNK).min(self.len()) as usize;
+        self.hashes[start..end]
+            .iter()
+            .flat_map(|hash| hash.to_le_bytes())
+            .collect()
+    }
+
+    /// Appends a stored chunk's hashes (chunks must come in order).
+    pub fn load_chunk(&mut self, bytes: &[u8]) -> Result<(), String> {
+        if bytes.len() % 8 != 0 {
+            return Err("an id-index chunk is not a whole number of hashes".into());
+        }
+        for hash in bytes.chunks_exact(8) {
+            self.push(u64::from_le_bytes(hash.try_into().expect("8 bytes")));
+        }
+        Ok(())
+    }
+}
+
+/// Per bundle: the latest timeline date of any record up to the end of the bundle, and the
+/// recording time of the bundle's last record. Both are non-decreasing along the log, which
+/// makes "the first record dated after D" and "the records known at time T" binary searches.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Position {
+    pub max_date: Date,
+    pub last_recorded_at: Instant,
+}
+
+impl Position {
+    pub const BYTES: usize = 12;
+
+    pub fn to_bytes(self) -> [u8; 12] {
+        let mut bytes = [0u8; 12];
+        bytes[..4].copy_from_slice(&self.max_date.ordinal().to_le_bytes());
+        bytes[4..].copy_from_slice(&self.last_recorded_at.microseconds().to_le_bytes());
+        bytes
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Position> {
+        let ordinal = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+        let micros = i64::from_le_bytes(bytes.get(4..12)?.try_into().ok()?);
+        Some(Position {
+            max_date: Date::from_ordinal(ordinal)?,
+            last_recorded_at: Instant::from_microseconds(micros)?,
+        })
+    }
+}
+
+/// The stored bytes of position chunk `chunk`.
+pub fn positions_chunk_bytes(positions: &[Position], chunk: u64) -> Vec<u8> {
+    let start = (chunk * POSITION_CHUNK) as usize;
+    let end = (((chunk + 1) * POSITION_CHUNK) as usize).min(positions.len());
+    positions[start..end]
+        .iter()
+        .flat_map(|position| position.to_bytes())
+        .collect()
+}

@@ -1,0 +1,581 @@
+//! Opening, appending to and querying a ledger: the orchestration between the rules, the codec,
+//! the Merkle tree and the store.
+//!
+//! A write goes through a batch: [`Ledger::submit`] decides each event against the in-memory
+//! state and stages its record; [`Ledger::commit`] makes the whole batch durable in one store
+//! transaction; [`Ledger::rollback`] undoes every staged record in memory. Nothing reaches the
+//! store before `commit`, so a refused or failed batch leaves the ledger as it was.
+
+pub mod index;
+pub mod reader;
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::codec::{self, BUNDLE_RECORDS, Body, Event, Genesis, Outcome, Record, content_bytes};
+use crate::date::{Date, Instant};
+use crate::error::Error;
+use crate::input::Submission;
+use crate::merkle::{TileWrite, Tree};
+use crate::name::{Id, Text};
+use crate::rules::{self, Code, Refusal, Rejection, State, TimelineKey, VoidTarget, snapshot};
+use crate::store::{Batch, Head, STORAGE_FORMAT, Store, StoreError};
+
+use index::{
+    ID_CHUNK, IDS_PREFIX, IdIndex, LATE_PREFIX, POSITION_CHUNK, POSITIONS_PREFIX, Position,
+    SNAPSHOT_CHUNK_BYTES, SNAPSHOT_INTERVAL,
+};
+use reader::PrefixSnapshot;
+pub use reader::{Links, Paths, Reader};
+
+/// What became of a submitted event.
+#[derive(Clone, Debug)]
+pub enum Admitted {
+    /// Staged as a new record.
+    Recorded(Box<Record>),
+    /// An event with this id and identical content is already record `seq`: nothing to do.
+    AlreadyRecorded(u64),
+}
+
+/// What `init` created.
+pub struct Created {
+    pub origin: String,
+    pub verifier_key: String,
+}
+
+/// The staged records of the open batch, and what undoes them.
+struct Pending {
+    records: Vec<Record>,
+    bytes: Vec<Vec<u8>>,
+    links_undo: Vec<(codec::Subject, Option<u64>)>,
+    tree_before: Tree,
+    completed_tiles: Vec<TileWrite>,
+    last_bundle_before: Vec<u8>,
+    full_bundles: Vec<(u64, Vec<u8>)>,
+    positions_before: (usize, Option<Position>),
+    late: Vec<(u64, Date)>,
+    snapshots: Vec<(u64, Vec<u8>)>,
+}
+
+/// A ledger open for writing.
+pub struct Ledger {
+    reader: Reader,
+    /// The fold of every record, staged ones included.
+    state: State,
+    links: Links,
+    tree: Tree,
+    ids: IdIndex,
+    /// The head including staged records.
+    working: Head,
+    positions: Vec<Position>,
+    /// The encoded entries of the last, partial bundle.
+    last_bundle: Vec<u8>,
+    pending: Option<Pending>,
+}
+
+fn corrupt(message: String) -> Error {
+    Error::Store(StoreError::Corrupt(message))
+}
+
+/// Whether `name` can be a checkpoint origin (a C2SP signed-note key name).
+pub fn valid_origin(name: &str) -> Result<(), String> {
+    if !signed_note::is_key_name_valid(name) || name.chars().any(char::is_control) {
+        return Err(format!(
+            "`{name}` cannot be an origin: use a non-empty name without spaces or `+`, such as \
+             chipledger.example/exports"
+        ));
+    }
+    if name.len() > 256 {
+        return Err("an origin has at most 256 characters".into());
+    }
+    Ok(())
+}
+
+impl Ledger {
+    /// Creates a ledger in `dir`: the signing key (mode 0600), the verifier key and the store
+    /// with its genesis record.
+    pub fn create(
+        dir: &Path,
+        origin: Option<&str>,
+        now: Instant,
+    ) -> Result<(Ledger, Created), Error> {
+        let paths = Paths::new(dir);
+        if paths.store().exists() || paths.signing_key().exists() {
+            return Err(Error::Store(StoreError::Exists(dir.to_path_buf())));
+        }
+        let origin = match origin {
+            Some(origin) => origin.to_string(),
+            None => {
+                let mut random = [0u8; 4];
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut random);
+                format!(
+                    "chipledger.local/{:02x}{:02x}{:02x}{:02x}",
+                    random[0], random[1], random[2], random[3]
+                )
+            }
+        };
+        valid_origin(&origin).map_err(Error::Usage)?;
+        std::fs::create_dir_all(dir)
+            .map_err(|error| Error::Store(StoreError::Io(error.to_string())))?;
+        let (signer_key, verifier_key) = signed_note::generate_key(&mut rand_core::OsRng, &origin);
+        crate::keys::write_new_secret(&paths.signing_key(), signer_key.as_bytes())?;
+        crate::keys::write_public(
+            &paths.verifier_key(),
+            format!("{verifier_key}\n").as_bytes(),
+        )?;
+
+        let store = Store::create(&paths.store())?;
+        let genesis = Record {
+            seq: 0,
+            recorded_at: now,
+            effective: rules::state::beginning(),
+            prev_chain: [0; 32],
+            links: vec![],
+            event: Event {
+                id: Id::parse("genesis").expect("valid id"),
+                body: Body::Genesis(Box::new(Genesis {
+                    origin: Text::parse(&origin).map_err(Error::Usage)?,
+                    ruleset: rules::builtin::ruleset(),
+                })),
+            },
+            outcome: Outcome::None,
+        };
+        let bytes = codec::encode_record(&genesis).map_err(|error| corrupt(error.to_string()))?;
+        let mut tree = Tree::default();
+        let mut completed = Vec::new();
+        tree.push(codec::leaf_hash(&bytes), &mut completed);
+        let mut ids = IdIndex::default();
+        ids.push(index::id_hash(&genesis.event.id));
+        let head = Head {
+            format: STORAGE_FORMAT,
+            size: 1,
+            root: tree.root(),
+            last_chain: codec::chain_hash(&bytes),
+            last_recorded_at: now,
+            max_date: genesis.effective,
+        };
+        let position = Position {
+            max_date: genesis.effective,
+            last_recorded_at: now,
+        };
+        let mut bundle = Vec::new();
+        codec::push_entry(&mut bundle, &bytes);
+        let mut batch = Batch {
+            bundles: vec![(0, bundle)],
+            tiles: tree
+                .edge_tiles()
+                .into_iter()
+                .map(|tile| (tile.level, tile.index, tile.data))
+                .collect(),
+            head: Some(head),
+            ..Batch::default()
+        };
+        batch
+            .derived_puts
+            .push((index::key(IDS_PREFIX, 0), ids.chunk_bytes(0)));
+        batch.derived_puts.push((
+            index::key(POSITIONS_PREFIX, 0),
+            index::positions_chunk_bytes(&[position], 0),
+        ));
+        store.commit(&batch)?;
+        drop(store);
+        let ledger = Ledger::open(dir)?;
+        Ok((
+            ledger,
+            Created {
+                origin,
+                verifier_key,
+            },
+        ))
+    }
+
+    /// Opens a ledger for writing: the latest prefix snapshot plus a replay of the records after
+    /// it, the Merkle tree's right edge, and the id index. Each is checked against the head.
+    pub fn open(dir: &Path) -> Result<Ledger, Error> {
+        let reader = Reader::open(dir)?;
+        let head = reader.head().clone();
+        let (state, links) = reader.prefix_state(head.size)?;
+        let tree = reader.tree_at(head.size)?;
+        if tree.root() != head.root {
+            return Err(corrupt(
+                "the Merkle tiles do not give the root recorded in the head".into(),
+            ));
+        }
+        let ids = reader.load_ids()?;
+        let (last_bytes, _) = reader.record_with_bytes(head.size - 1)?;
+        if codec::chain_hash(&last_bytes) != head.last_chain {
+            return Err(corrupt(
+                "the last record's chain hash differs from the head's".into(),
+            ));
+        }
+        let last_bundle = if head.size % BUNDLE_RECORDS == 0 {
+            Vec::new()
+        } else {
+            reader
+                .store
+                .bundle(head.size / BUNDLE_RECORDS)?
+                .map(|bytes| bytes.to_vec())
+                .ok_or_else(|| corrupt("the last entry bundle is missing".into()))?
+        };
+        Ok(Ledger {
+            positions: reader.positions.clone(),
+            working: head,
+            reader,
+            state,
+            links,
+            tree,
+            ids,
+            last_bundle,
+            pending: None,
+        })
+    }
+
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// The fold of every record, staged ones included.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The head including staged records.
+    pub fn working_head(&self) -> &Head {
+        &self.working
+    }
+
+    fn staged(&self) -> u64 {
+        self.pending
+            .as_ref()
+            .map_or(0, |pending| pending.records.len() as u64)
+    }
+
+    /// A record by sequence number, staged or committed.
+    fn read(&self, seq: u64) -> Result<Record, Error> {
+        let committed = self.reader.size();
+        if seq >= committed {
+            let pending = self.pending.as_ref().expect("staged records exist");
+            return Ok(pending.records[(seq - committed) as usize].clone());
+        }
+        self.reader.record(seq)
+    }
+
+    /// The record with this event id, if any.
+    pub fn find(&self, id: &Id) -> Result<Option<Record>, Error> {
+        for seq in self.ids.candidates(index::id_hash(id)) {
+            let record = self.read(seq)?;
+            if record.event.id == *id {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every record, staged or committed, that sits after `key` in the timeline, in order.
+    fn later_than(&self, key: TimelineKey) -> Result<Vec<Record>, Error> {
+        let start = match key.date.previous_day() {
+            Some(day) => self.reader.first_after(day)?,
+            None => 0,
+        };
+        let mut later = Vec::new();
+        self.reader
+            .for_each(start, self.reader.size(), |_, record| {
+                if TimelineKey::of(record) > key {
+                    later.push(record.clone());
+                }
+                Ok(())
+            })?;
+        if let Some(pending) = &self.pending {
+            later.extend(
+                pending
+                    .records
+                    .iter()
+                    .filter(|record| TimelineKey::of(record) > key)
+                    .cloned(),
+            );
+        }
+        later.sort_by(rules::timeline_order);
+        Ok(later)
+    }
+
+    fn begin(&mut self) {
+        if self.pending.is_some() {
+            return;
+        }
+        let bundles = self.positions.len();
+        self.pending = Some(Pending {
+            records: Vec::new(),
+            bytes: Vec::new(),
+            links_undo: Vec::new(),
+            tree_before: self.tree.clone(),
+            completed_tiles: Vec::new(),
+            last_bundle_before: self.last_bundle.clone(),
+            full_bundles: Vec::new(),
+            positions_before: (bundles, self.positions.last().copied()),
+            late: Vec::new(),
+            snapshots: Vec::new(),
+        });
+    }
+
+    /// Decides one event and, if the rules accept it, stages its record in the open batch.
+    ///
+    /// The outer `Result` fails only when the ledger cannot be read; the inner one carries a
+    /// rule's refusal, after which the state is as before the call.
+    pub fn submit(
+        &mut self,
+        submission: &Submission,
+        now: Instant,
+    ) -> Result<Result<Admitted, Refusal>, Error> {
+        self.begin();
+        let event = &submission.event;
+        if let Some(existing) = self.find(&event.id)? {
+            if content_bytes(existing.effective, &existing.event)
+                == content_bytes(submission.effective, event)
+            {
+                return Ok(Ok(Admitted::AlreadyRecorded(existing.seq)));
+            }
+            return Ok(Err(Refusal {
+                code: Code::DuplicateId,
+                event_id: event.id.clone(),
+                message: format!(
+                    "event id {} is already record {} ({} effective {}) with different content",
+                    event.id,
+                    existing.seq,
+                    existing.event.body.type_name(),
+                    existing.effective
+                ),
+                figures: None,
+                breaks: None,
+            }));
+        }
+        let target = match &event.body {
+            Body::Void(void) => self.find(&void.target)?,
+            _ => None,
+        };
+        let seq = self.working.size;
+        let recorded_at = now.max(self.working.last_recorded_at);
+        let mut record = Record {
+            seq,
+            recorded_at,
+            effective: submission.effective,
+            prev_chain: self.working.last_chain,
+            links: Vec::new(),
+            event: event.clone(),
+            outcome: Outcome::None,
+        };
+        let key = TimelineKey::of_new(submission.effective, seq, target.as_ref());
+        let later = if target.is_none() && key.date >= self.working.max_date {
+            Vec::new()
+        } else {
+            self.later_than(key)?
+        };
+        let void_target = target.as_ref().map(|target| VoidTarget {
+            record: target,
+            voided: self.state.facts.voided.contains_key(&target.seq),
+        });
+        let today = Date::of_instant(recorded_at);
+        match rules::admit(&mut self.state, &mut record, today, void_target, &later) {
+            Ok(_) => {}
+            Err(Rejection::Refused(refusal)) => return Ok(Err(refusal)),
+            Err(Rejection::Inconsistent(error)) => {
+                return Err(corrupt(format!("the log does not fold: {error}")));
+            }
+        }
+        self.stage(record, key)
+            .map(|record| Ok(Admitted::Recorded(Box::new(record))))
+    }
+
+    /// Links, encodes, hashes and stages a decided record.
+    fn stage(&mut self, mut record: Record, key: TimelineKey) -> Result<Record, Error> {
+        let pending = self.pending.as_mut().expect("a batch is open");
+        let subjects = record.subjects();
+        for subject in &subjects {
+            pending
+                .links_undo
+                .push((subject.clone(), self.links.last.get(subject).copied()));
+        }
+        record.links = self.links.link(&record);
+        let bytes = match codec::encode_record(&record) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                // Undo what this record changed so far, then report it as bad input.
+                for (subject, previous) in pending
+                    .links_undo
+                    .drain(pending.links_undo.len() - subjects.len()..)
+                    .rev()
+                {
+                    match previous {
+                        Some(seq) => self.links.last.insert(subject, seq),
+                        None => self.links.last.remove(&subject),
+                    };
+                }
+                self.state
+                    .unapply(&record)
+                    .map_err(|error| corrupt(error.to_string()))?;
+                return Err(Error::input(
+                    format!("event {}", record.event.id),
+                    format!("cannot be recorded: the record {error}"),
+                ));
+            }
+        };
+        let seq = record.seq;
+        self.tree
+            .push(codec::leaf_hash(&bytes), &mut pending.completed_tiles);
+        self.ids.push(index::id_hash(&record.event.id));
+        codec::push_entry(&mut self.last_bundle, &bytes);
+        if (seq + 1) % BUNDLE_RECORDS == 0 {
+            pending
+                .full_bundles
+                .push((seq / BUNDLE_RECORDS, std::mem::take(&mut self.last_bundle)));
+        }
+        if key.date < self.working.max_date {
+            pending.late.push((seq, key.date));
+        }
+        self.working.max_date = self.working.max_date.max(key.date);
+        self.working.size = seq + 1;
+        self.working.last_chain = codec::chain_hash(&bytes);
+        self.working.last_recorded_at = record.recorded_at;
+        let position = Position {
+            max_date: self.working.max_date,
+            last_recorded_at: record.recorded_at,
+        };
+        let bundle = (seq / BUNDLE_RECORDS) as usize;
+        if bundle == self.positions.len() {
+            self.positions.push(position);
+        } else {
+            self.positions[bundle] = position;
+        }
+        if self.working.size % SNAPSHOT_INTERVAL == 0 {
+            let snapshot = PrefixSnapshot {
+                state: snapshot::encode(&self.state),
+                links: self.links.encode(),
+            };
+            pending
+                .snapshots
+                .push((self.working.size, codec::to_bytes(&snapshot)));
+        }
+        pending.records.push(record.clone());
+        pending.bytes.push(bytes);
+        Ok(record)
+    }
+
+    /// Undoes every staged record.
+    pub fn rollback(&mut self) -> Result<(), Error> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(());
+        };
+        for record in pending.records.iter().rev() {
+            self.state
+                .unapply(record)
+                .map_err(|error| corrupt(format!("rolling back record {}: {error}", record.seq)))?;
+            self.ids.pop();
+        }
+        for (subject, previous) in pending.links_undo.into_iter().rev() {
+            match previous {
+                Some(seq) => self.links.last.insert(subject, seq),
+                None => self.links.last.remove(&subject),
+            };
+        }
+        self.tree = pending.tree_before;
+        self.last_bundle = pending.last_bundle_before;
+        let (bundles, last) = pending.positions_before;
+        self.positions.truncate(bundles);
+        if let (Some(last), Some(slot)) = (last, self.positions.last_mut()) {
+            *slot = last;
+        }
+        self.working = self.reader.head().clone();
+        Ok(())
+    }
+
+    /// Makes every staged record durable in one store transaction.
+    pub fn commit(&mut self) -> Result<u64, Error> {
+        let Some(pending) = self.pending.as_ref() else {
+            return Ok(0);
+        };
+        let count = pending.records.len() as u64;
+        if count == 0 {
+            self.pending = None;
+            return Ok(0);
+        }
+        let batch = self.batch();
+        self.working.root = batch.head.as_ref().expect("a batch has a head").root;
+        if let Err(error) = self.reader.store.commit(&batch) {
+            self.rollback()?;
+            return Err(Error::Store(error));
+        }
+        let pending = self.pending.take().expect("checked above");
+        let first_bundle = pending.records[0].seq / BUNDLE_RECORDS;
+        self.reader.invalidate_from(first_bundle);
+        self.reader.head = self.working.clone();
+        self.reader.positions.clone_from(&self.positions);
+        Ok(count)
+    }
+
+    fn batch(&self) -> Batch {
+        let pending = self.pending.as_ref().expect("a batch is open");
+        let first = self.reader.size();
+        let end = self.working.size;
+        let mut head = self.working.clone();
+        head.root = self.tree.root();
+        let mut batch = Batch {
+            bundles: pending.full_bundles.clone(),
+            head: Some(head),
+            ..Batch::default()
+        };
+        if !self.last_bundle.is_empty() {
+            batch
+                .bundles
+                .push(((end - 1) / BUNDLE_RECORDS, self.last_bundle.clone()));
+        }
+        batch.tiles = pending
+            .completed_tiles
+            .iter()
+            .chain(self.tree.edge_tiles().iter())
+            .map(|tile| (tile.level, tile.index, tile.data.clone()))
+            .collect();
+        for chunk in first / ID_CHUNK..=(end - 1) / ID_CHUNK {
+            batch
+                .derived_puts
+                .push((index::key(IDS_PREFIX, chunk), self.ids.chunk_bytes(chunk)));
+        }
+        let first_bundle = first / BUNDLE_RECORDS;
+        let last_bundle = (end - 1) / BUNDLE_RECORDS;
+        for chunk in first_bundle / POSITION_CHUNK..=last_bundle / POSITION_CHUNK {
+            batch.derived_puts.push((
+                index::key(POSITIONS_PREFIX, chunk),
+                index::positions_chunk_bytes(&self.positions, chunk),
+            ));
+        }
+        for (seq, date) in &pending.late {
+            batch.derived_puts.push((
+                index::key(LATE_PREFIX, *seq),
+                date.ordinal().to_be_bytes().to_vec(),
+            ));
+        }
+        for (size, bytes) in &pending.snapshots {
+            for (number, chunk) in bytes.chunks(SNAPSHOT_CHUNK_BYTES).enumerate() {
+                batch
+                    .derived_puts
+                    .push((index::snapshot_key(*size, number as u32), chunk.to_vec()));
+            }
+        }
+        batch
+    }
+
+    /// How many records the open batch has staged.
+    pub fn staged_count(&self) -> u64 {
+        self.staged()
+    }
+}
+
+impl Reader {
+    /// Forgets cached bundles from `first` on (they grew).
+    pub(crate) fn invalidate_from(&self, first: u64) {
+        self.forget_bundles(first);
+    }
+}
+
+/// Writes text to a writer, mapping failures to [`Error::Output`].
+pub fn write_out(out: &mut impl Write, text: &str) -> Result<(), Error> {
+    out.write_all(text.as_bytes()).map_err(Error::Output)
+}

@@ -1,0 +1,516 @@
+//! Reading a ledger: records by position, the log at any size, state at any date.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::codec::{self, BUNDLE_RECORDS, Body, Genesis, Record, Subject};
+use crate::date::{Date, Instant};
+use crate::error::Error;
+use crate::merkle::{TileSource, Tree};
+use crate::rules::{Params, State, TimelineKey, snapshot};
+use crate::store::{Head, Store, StoreError};
+
+use super::index::{
+    self, LATE_PREFIX, POSITION_CHUNK, POSITIONS_PREFIX, Position, SNAPSHOT_PREFIX,
+};
+
+/// How many decoded bundles a reader keeps.
+const CACHED_BUNDLES: usize = 64;
+
+/// The last sequence number of every subject: the source of each new record's back-links.
+#[derive(Clone, Default, Debug, PartialEq, Eq)]
+pub struct Links {
+    pub last: std::collections::HashMap<Subject, u64>,
+}
+
+impl Links {
+    /// Records `record` as the latest of each of its subjects; returns its back-links.
+    pub fn link(&mut self, record: &Record) -> Vec<Option<u64>> {
+        record
+            .subjects()
+            .into_iter()
+            .map(|subject| self.last.insert(subject, record.seq))
+            .collect()
+    }
+
+    pub fn encode(&self) -> Vec<(Subject, u64)> {
+        let mut list: Vec<(Subject, u64)> = self
+            .last
+            .iter()
+            .map(|(subject, seq)| (subject.clone(), *seq))
+            .collect();
+        list.sort();
+        list
+    }
+}
+
+/// A prefix snapshot: the state and links of the first `size` records.
+#[derive(bincode::Encode, bincode::Decode)]
+pub(crate) struct PrefixSnapshot {
+    pub state: Vec<u8>,
+    pub links: Vec<(Subject, u64)>,
+}
+
+/// The paths inside a ledger directory.
+pub struct Paths {
+    pub dir: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: &Path) -> Paths {
+        Paths {
+            dir: dir.to_path_buf(),
+        }
+    }
+    pub fn store(&self) -> PathBuf {
+        self.dir.join("store")
+    }
+    pub fn signing_key(&self) -> PathBuf {
+        self.dir.join("signing.key")
+    }
+    pub fn verifier_key(&self) -> PathBuf {
+        self.dir.join("verifier.key")
+    }
+}
+
+/// The records of one entry bundle, each with its canonical bytes.
+pub(crate) type DecodedBundle = Arc<Vec<(Vec<u8>, Record)>>;
+
+struct BundleCache {
+    /// (bundle index, decoded records), most recent last.
+    entries: Vec<(u64, DecodedBundle)>,
+}
+
+/// A read-only view of a ledger.
+pub struct Reader {
+    pub(crate) paths: Paths,
+    pub(crate) store: Store,
+    pub(crate) head: Head,
+    pub(crate) genesis: Record,
+    pub(crate) params: Arc<Params>,
+    pub(crate) positions: Vec<Position>,
+    cache: RefCell<BundleCache>,
+    ids: RefCell<Option<super::index::IdIndex>>,
+}
+
+fn corrupt(message: String) -> Error {
+    Error::Store(StoreError::Corrupt(message))
+}
+
+impl Reader {
+    pub fn open(dir: &Path) -> Result<Reader, Error> {
+        let paths = Paths::new(dir);
+        let store = Store::open(&paths.store())?;
+        Reader::from_store(paths, store)
+    }
+
+    pub(crate) fn from_store(paths: Paths, store: Store) -> Result<Reader, Error> {
+        let head = store
+            .head()?
+            .ok_or_else(|| corrupt("the store has no head".into()))?;
+        let first = store
+            .bundle(0)?
+            .ok_or_else(|| corrupt("entry bundle 0 is missing".into()))?;
+        let genesis = decode_bundle(0, &first)?
+            .into_iter()
+            .next()
+            .map(|(_, record)| record)
+            .ok_or_else(|| corrupt("the log has no genesis record".into()))?;
+        let Body::Genesis(first) = &genesis.event.body else {
+            return Err(corrupt("record 0 is not a genesis record".into()));
+        };
+        let Genesis { ruleset, .. } = first.as_ref();
+        crate::rules::state::validate_ruleset(ruleset).map_err(|error| corrupt(error.0))?;
+        let params = Arc::new(Params::new(ruleset.clone()));
+        let mut reader = Reader {
+            paths,
+            store,
+            head,
+            genesis,
+            params,
+            positions: Vec::new(),
+            cache: RefCell::new(BundleCache {
+                entries: Vec::new(),
+            }),
+            ids: RefCell::new(None),
+        };
+        reader.positions = reader.load_positions()?;
+        Ok(reader)
+    }
+
+    fn load_positions(&self) -> Result<Vec<Position>, Error> {
+        let bundles = self.head.size.div_ceil(BUNDLE_RECORDS) as usize;
+        let mut positions = Vec::with_capacity(bundles);
+        for item in self
+            .store
+            .derived_from(POSITIONS_PREFIX, &index::key(POSITIONS_PREFIX, 0))
+        {
+            let (key, bytes) = item?;
+            let chunk = index::number_after(POSITIONS_PREFIX, &key)
+                .ok_or_else(|| corrupt("a position-index key is malformed".into()))?;
+            if chunk * POSITION_CHUNK != positions.len() as u64 {
+                return Err(corrupt(format!(
+                    "position-index chunk {chunk} is out of order"
+                )));
+            }
+            for entry in bytes.chunks(Position::BYTES) {
+                positions.push(
+                    Position::from_bytes(entry)
+                        .ok_or_else(|| corrupt("a position-index entry is malformed".into()))?,
+                );
+            }
+        }
+        if positions.len() != bundles {
+            return Err(corrupt(format!(
+                "the position index covers {} bundles; the log has {bundles}",
+                positions.len()
+            )));
+        }
+        Ok(positions)
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    pub fn size(&self) -> u64 {
+        self.head.size
+    }
+
+    pub fn params(&self) -> &Arc<Params> {
+        &self.params
+    }
+
+    pub fn genesis(&self) -> &Record {
+        &self.genesis
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.paths.dir
+    }
+
+    pub fn paths(&self) -> &Paths {
+        &self.paths
+    }
+
+    pub fn origin(&self) -> &str {
+        match &self.genesis.event.body {
+            Body::Genesis(genesis) => genesis.origin.as_str(),
+            _ => "",
+        }
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        self.store.disk_bytes()
+    }
+
+    /// The decoded records of a bundle, with their bytes; every record is checked to be
+    /// canonical and to carry the sequence number of its place.
+    pub(crate) fn bundle(&self, index: u64) -> Result<DecodedBundle, Error> {
+        if let Some((_, records)) = self
+            .cache
+            .borrow()
+            .entries
+            .iter()
+            .find(|(i, _)| *i == index)
+        {
+            return Ok(records.clone());
+        }
+        let bytes = self
+            .store
+            .bundle(index)?
+            .ok_or_else(|| corrupt(format!("entry bundle {index} is missing")))?;
+        let records = Arc::new(decode_bundle(index, &bytes)?);
+        let mut cache = self.cache.borrow_mut();
+        if cache.entries.len() >= CACHED_BUNDLES {
+            cache.entries.remove(0);
+        }
+        cache.entries.push((index, records.clone()));
+        Ok(records)
+    }
+
+    /// The id index, loaded on first use.
+    pub(crate) fn load_ids(&self) -> Result<super::index::IdIndex, Error> {
+        use super::index::{ID_CHUNK, IDS_PREFIX, IdIndex};
+        let mut ids = IdIndex::with_capacity(self.head.size as usize);
+        for item in self
+            .store
+            .derived_from(IDS_PREFIX, &index::key(IDS_PREFIX, 0))
+        {
+            let (key, bytes) = item?;
+            let chunk = index::number_after(IDS_PREFIX, &key)
+                .ok_or_else(|| corrupt("an id-index key is malformed".into()))?;
+            if chunk * ID_CHUNK != ids.len() {
+                return Err(corrupt(format!("id-index chunk {chunk} is out of order")));
+            }
+            ids.load_chunk(&bytes).map_err(corrupt)?;
+        }
+        if ids.len() != self.head.size {
+            return Err(corrupt(format!(
+                "the id index covers {} records; the log has {}",
+                ids.len(),
+                self.head.size
+            )));
+        }
+        Ok(ids)
+    }
+
+    /// The sequence number of the record with this event id.
+    pub fn find_id(&self, id: &crate::name::Id) -> Result<Option<u64>, Error> {
+        if self.ids.borrow().is_none() {
+            let ids = self.load_ids()?;
+            *self.ids.borrow_mut() = Some(ids);
+        }
+        let candidates: Vec<u64> = self
+            .ids
+            .borrow()
+            .as_ref()
+            .expect("loaded above")
+            .candidates(index::id_hash(id))
+            .collect();
+        for seq in candidates {
+            if self.record(seq)?.event.id == *id {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Drops cached bundles from `first` on.
+    pub(crate) fn forget_bundles(&self, first: u64) {
+        self.cache
+            .borrow_mut()
+            .entries
+            .retain(|(index, _)| *index < first);
+    }
+
+    /// Record `seq` and its canonical bytes.
+    pub fn record_with_bytes(&self, seq: u64) -> Result<(Vec<u8>, Record), Error> {
+        if seq >= self.head.size {
+            return Err(Error::Usage(format!(
+                "there is no record {seq}; the log has {} records (0 to {})",
+                self.head.size,
+                self.head.size.saturating_sub(1)
+            )));
+        }
+        let bundle = self.bundle(seq / BUNDLE_RECORDS)?;
+        bundle
+            .get((seq % BUNDLE_RECORDS) as usize)
+            .cloned()
+            .ok_or_else(|| corrupt(format!("record {seq} is missing from its bundle")))
+    }
+
+    pub fn record(&self, seq: u64) -> Result<Record, Error> {
+        self.record_with_bytes(seq).map(|(_, record)| record)
+    }
+
+    /// Calls `visit` with each record in `from..to`, in order.
+    pub fn for_each(
+        &self,
+        from: u64,
+        to: u64,
+        mut visit: impl FnMut(&[u8], &Record) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let to = to.min(self.head.size);
+        let mut seq = from;
+        while seq < to {
+            let bundle = self.bundle(seq / BUNDLE_RECORDS)?;
+            let start = (seq % BUNDLE_RECORDS) as usize;
+            let end = ((to - (seq - start as u64)) as usize).min(bundle.len());
+            for (bytes, record) in &bundle[start..end] {
+                visit(bytes, record)?;
+            }
+            seq += (end - start) as u64;
+            if end == start {
+                return Err(corrupt(format!("record {seq} is missing from its bundle")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The first sequence number whose record, or an earlier one, lies in the timeline after
+    /// `date`: every record before it is dated on or before `date` (ARCHITECTURE.md, "As-of").
+    pub fn first_after(&self, date: Date) -> Result<u64, Error> {
+        let bundle = self
+            .positions
+            .partition_point(|position| position.max_date <= date) as u64;
+        if bundle * BUNDLE_RECORDS >= self.head.size {
+            return Ok(self.head.size);
+        }
+        let mut max = if bundle == 0 {
+            crate::rules::state::beginning()
+        } else {
+            self.positions[bundle as usize - 1].max_date
+        };
+        let records = self.bundle(bundle)?;
+        for (_, record) in records.iter() {
+            max = max.max(TimelineKey::of(record).date);
+            if max > date {
+                return Ok(record.seq);
+            }
+        }
+        Err(corrupt(format!(
+            "position index entry {bundle} disagrees with its bundle"
+        )))
+    }
+
+    /// The number of records recorded at or before `instant`.
+    pub fn size_known_at(&self, instant: Instant) -> Result<u64, Error> {
+        let bundle = self
+            .positions
+            .partition_point(|position| position.last_recorded_at <= instant)
+            as u64;
+        if bundle * BUNDLE_RECORDS >= self.head.size {
+            return Ok(self.head.size);
+        }
+        let records = self.bundle(bundle)?;
+        for (_, record) in records.iter() {
+            if record.recorded_at > instant {
+                return Ok(record.seq);
+            }
+        }
+        Err(corrupt(format!(
+            "position index entry {bundle} disagrees with its bundle"
+        )))
+    }
+
+    /// The latest stored prefix snapshot at or before `size`: its size, state and links.
+    pub(crate) fn snapshot_at_or_before(&self, size: u64) -> Result<(u64, State, Links), Error> {
+        let found = self
+            .store
+            .derived_at_or_before(SNAPSHOT_PREFIX, &index::snapshot_key(size, u32::MAX))?;
+        let Some((key, _)) = found else {
+            return Ok((
+                1,
+                State::with_params(self.params.clone()),
+                self.genesis_links(),
+            ));
+        };
+        let at = index::number_after(SNAPSHOT_PREFIX, &key)
+            .ok_or_else(|| corrupt("a snapshot key is malformed".into()))?;
+        let prefix = index::key(SNAPSHOT_PREFIX, at);
+        let mut bytes = Vec::new();
+        for item in self.store.derived_from(&prefix, &prefix) {
+            bytes.extend_from_slice(&item?.1);
+        }
+        let snapshot: PrefixSnapshot = codec::from_bytes(&bytes)
+            .map_err(|error| corrupt(format!("the snapshot at {at} {error}")))?;
+        let state = snapshot::decode(&snapshot.state, self.params.clone())
+            .map_err(|error| corrupt(format!("the snapshot state at {at} {error}")))?;
+        let links = Links {
+            last: snapshot.links.into_iter().collect(),
+        };
+        Ok((at, state, links))
+    }
+
+    fn genesis_links(&self) -> Links {
+        Links::default()
+    }
+
+    /// The state and links of the first `size` records: a snapshot, then a replay.
+    pub fn prefix_state(&self, size: u64) -> Result<(State, Links), Error> {
+        let (at, mut state, mut links) = self.snapshot_at_or_before(size)?;
+        self.for_each(at, size, |_, record| {
+            state.apply(record).map_err(|error| {
+                corrupt(format!("record {} does not fold: {error}", record.seq))
+            })?;
+            links.link(record);
+            Ok(())
+        })?;
+        Ok((state, links))
+    }
+
+    /// The state as of `date`, as known when the log had `size` records.
+    pub fn state_at(&self, date: Date, size: u64) -> Result<State, Error> {
+        let size = size.min(self.head.size);
+        let first_later = self.first_after(date)?.min(size);
+        let (at, mut state, _) = self.snapshot_at_or_before(first_later)?;
+        let fold = |state: &mut State, record: &Record| {
+            state
+                .apply(record)
+                .map_err(|error| corrupt(format!("record {} does not fold: {error}", record.seq)))
+        };
+        self.for_each(at, first_later, |_, record| fold(&mut state, record))?;
+        for item in self
+            .store
+            .derived_from(LATE_PREFIX, &index::key(LATE_PREFIX, first_later))
+        {
+            let (key, value) = item?;
+            let seq = index::number_after(LATE_PREFIX, &key)
+                .ok_or_else(|| corrupt("a late-record key is malformed".into()))?;
+            if seq >= size {
+                break;
+            }
+            let ordinal = u32::from_be_bytes(
+                value
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| corrupt("a late-record entry is malformed".into()))?,
+            );
+            let timeline = Date::from_ordinal(ordinal)
+                .ok_or_else(|| corrupt("a late-record entry has no valid date".into()))?;
+            if timeline <= date {
+                fold(&mut state, &self.record(seq)?)?;
+            }
+        }
+        Ok(state)
+    }
+
+    /// The Merkle root of the first `size` records.
+    pub fn root_at(&self, size: u64) -> Result<[u8; 32], Error> {
+        let size = size.min(self.head.size);
+        if size == self.head.size {
+            return Ok(self.head.root);
+        }
+        let tree = self.tree_at(size)?;
+        Ok(tree.root())
+    }
+
+    /// The tree of the first `size` records, its right edge read from the stored tiles.
+    pub(crate) fn tree_at(&self, size: u64) -> Result<Tree, Error> {
+        Tree::from_edge(size, |level, index, width| {
+            let data = self
+                .store
+                .tile(level, index)
+                .map_err(|error| error.to_string())?
+                .ok_or_else(|| format!("tile {level}/{index} is missing"))?;
+            if data.len() < width * 32 {
+                return Err(format!(
+                    "tile {level}/{index} is shorter than {width} hashes"
+                ));
+            }
+            Ok(data[..width * 32].to_vec())
+        })
+        .map_err(corrupt)
+    }
+}
+
+impl TileSource for Reader {
+    fn full_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, String> {
+        self.store
+            .tile(level, index)
+            .map(|tile| tile.map(|bytes| bytes.to_vec()))
+            .map_err(|error| error.to_string())
+    }
+}
+
+/// Decodes every record of a stored bundle, checking canonical form and sequence numbers.
+pub(crate) fn decode_bundle(index: u64, bytes: &[u8]) -> Result<Vec<(Vec<u8>, Record)>, Error> {
+    let entries = codec::bundle_entries(bytes)
+        .map_err(|error| corrupt(format!("bundle {index}: {error}")))?;
+    let mut records = Vec::with_capacity(entries.len());
+    for (offset, entry) in entries.into_iter().enumerate() {
+        let seq = index * BUNDLE_RECORDS + offset as u64;
+        let record = codec::decode_record(entry)
+            .map_err(|error| corrupt(format!("record {seq} {error}")))?;
+        if record.seq != seq {
+            return Err(corrupt(format!(
+                "the record at position {seq} says it is record {}",
+                record.seq
+            )));
+        }
+        records.push((entry.to_vec(), record));
+    }
+    Ok(records)
+}

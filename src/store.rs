@@ -1,0 +1,464 @@
+//! The embedded store: the only module that names sled.
+//!
+//! Four sled trees (FORMAT.md, "Storage layout"):
+//! - `bundles`: entry bundle index (u64 big-endian) → up to 256 framed records;
+//! - `tiles`: (level u8, index u64 big-endian) → Merkle tile hashes;
+//! - `meta`: `head` → the [`Head`] (log size, root, last chain hash);
+//! - `derived`: indexes and snapshots that a replay of the log can rebuild.
+//!
+//! One [`Batch`] is one sled transaction across the four trees, then `flush()`, then an fsync
+//! of sled's data file (sled 0.34's flush ends in `sync_file_range`, which does not make the
+//! file's metadata durable and does not survive a power loss), then an fsync of any blob file
+//! sled wrote beside it. A failure anywhere in that sequence poisons the handle: the in-memory
+//! view may no longer match the disk, so no further write is allowed.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sled::Transactional;
+
+use crate::date::{Date, Instant};
+
+/// Version of the storage layout; `open` refuses any other.
+pub const STORAGE_FORMAT: u32 = 1;
+
+/// sled's segment size. Values larger than a quarter segment become blob files, which sled
+/// writes without fsync; 4 MiB keeps a node of 256-record bundles inline (measured: no blobs
+/// for a 1,000,000-record ledger), and blobs that do appear are fsynced by [`Store::commit`].
+const SEGMENT_BYTES: usize = 4 << 20;
+
+/// sled's page cache. Kept small: the ledger reads mostly sequentially, and import memory is
+/// bounded (BENCHMARKS.md).
+const CACHE_BYTES: u64 = 64 << 20;
+
+/// The log's head, written in the same transaction as the records it describes.
+#[derive(Clone, PartialEq, Eq, Debug, bincode::Encode, bincode::Decode)]
+pub struct Head {
+    pub format: u32,
+    /// Number of records.
+    pub size: u64,
+    /// RFC 6962 root of the records.
+    pub root: [u8; 32],
+    /// Chain hash of the last record.
+    pub last_chain: [u8; 32],
+    /// Recording time of the last record.
+    pub last_recorded_at: Instant,
+    /// The latest timeline date of any record (effective date; a void's target's date).
+    pub max_date: Date,
+}
+
+/// Why the store cannot serve a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// No ledger at this path.
+    Missing(PathBuf),
+    /// Another process holds the ledger.
+    InUse(PathBuf),
+    /// `init` on a path that already holds a ledger.
+    Exists(PathBuf),
+    /// The stored bytes are damaged or inconsistent.
+    Corrupt(String),
+    /// The operating system refused a read or write.
+    Io(String),
+    /// An earlier write failed; this handle refuses further writes.
+    Poisoned(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Missing(path) => write!(
+                f,
+                "no ledger at {} (create one with `chipledger init`)",
+                path.display()
+            ),
+            StoreError::InUse(path) => write!(
+                f,
+                "ledger is in use by another process ({})",
+                path.display()
+            ),
+            StoreError::Exists(path) => write!(f, "a ledger already exists at {}", path.display()),
+            StoreError::Corrupt(reason) => write!(
+                f,
+                "the ledger store is corrupt: {reason}; verify it against your last export or \
+                 checkpoint"
+            ),
+            StoreError::Io(reason) => write!(f, "I/O error: {reason}"),
+            StoreError::Poisoned(reason) => write!(
+                f,
+                "an earlier write failed ({reason}); this ledger handle refuses further writes \
+                 until it is reopened"
+            ),
+        }
+    }
+}
+
+fn sled_error(error: sled::Error, path: &Path) -> StoreError {
+    match error {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StoreError::InUse(path.to_path_buf())
+        }
+        sled::Error::Io(io) => StoreError::Io(io.to_string()),
+        sled::Error::Corruption { .. } => StoreError::Corrupt(error.to_string()),
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
+/// Bytes read from the store.
+pub struct Bytes(sled::IVec);
+
+impl Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Writes that become durable together.
+#[derive(Default)]
+pub struct Batch {
+    pub bundles: Vec<(u64, Vec<u8>)>,
+    pub tiles: Vec<(u8, u64, Vec<u8>)>,
+    pub head: Option<Head>,
+    pub derived_puts: Vec<(Vec<u8>, Vec<u8>)>,
+    pub derived_deletes: Vec<Vec<u8>>,
+}
+
+/// Named points between the steps of a commit where a test can make the process fail
+/// (`CHIPLEDGER_TEST_FAULT`): the crash harness of RELIABILITY.md uses them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FaultPoint {
+    BeforeTransaction,
+    AfterTransaction,
+    AfterFlush,
+    AfterFsync,
+}
+
+impl FaultPoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultPoint::BeforeTransaction => "before-transaction",
+            FaultPoint::AfterTransaction => "after-transaction",
+            FaultPoint::AfterFlush => "after-flush",
+            FaultPoint::AfterFsync => "after-fsync",
+        }
+    }
+}
+
+/// The test-only fault hook: `CHIPLEDGER_TEST_FAULT=<point>:<action>[:<nth commit>]`, where
+/// the action is `kill` (the process aborts, as under SIGKILL) or `fail` (the step reports an
+/// I/O error). Unset in normal use.
+fn fault(point: FaultPoint, commit_number: u64) -> Result<(), String> {
+    let Ok(spec) = std::env::var("CHIPLEDGER_TEST_FAULT") else {
+        return Ok(());
+    };
+    let mut parts = spec.split(':');
+    let (Some(name), Some(action)) = (parts.next(), parts.next()) else {
+        return Ok(());
+    };
+    let nth: u64 = parts.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+    if name != point.name() || commit_number != nth {
+        return Ok(());
+    }
+    match action {
+        "kill" => std::process::abort(),
+        "fail" => Err(format!("injected failure at {}", point.name())),
+        _ => Ok(()),
+    }
+}
+
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    bundles: sled::Tree,
+    tiles: sled::Tree,
+    meta: sled::Tree,
+    derived: sled::Tree,
+    data_file: File,
+    poisoned: Mutex<Option<String>>,
+    synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
+    commits: Mutex<u64>,
+}
+
+impl Store {
+    /// Creates an empty store at `path`, which must not hold one.
+    pub fn create(path: &Path) -> Result<Store, StoreError> {
+        if path.join("db").exists() || path.join("conf").exists() {
+            return Err(StoreError::Exists(path.to_path_buf()));
+        }
+        std::fs::create_dir_all(path).map_err(|error| StoreError::Io(error.to_string()))?;
+        Store::open_sled(path)
+    }
+
+    /// Opens the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if !path.join("db").exists() {
+            return Err(StoreError::Missing(path.to_path_buf()));
+        }
+        let store = Store::open_sled(path)?;
+        match store.head()? {
+            Some(head) if head.format == STORAGE_FORMAT => Ok(store),
+            Some(head) => Err(StoreError::Corrupt(format!(
+                "storage format {} is not the supported format {STORAGE_FORMAT}",
+                head.format
+            ))),
+            None => Err(StoreError::Corrupt("the store has no head record".into())),
+        }
+    }
+
+    fn open_sled(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .segment_size(SEGMENT_BYTES)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|error| sled_error(error, path))?;
+        let tree = |name: &str| db.open_tree(name).map_err(|error| sled_error(error, path));
+        let data_file =
+            File::open(path.join("db")).map_err(|error| StoreError::Io(error.to_string()))?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            bundles: tree("bundles")?,
+            tiles: tree("tiles")?,
+            meta: tree("meta")?,
+            derived: tree("derived")?,
+            db,
+            data_file,
+            poisoned: Mutex::new(None),
+            synced_blobs: Mutex::new(HashSet::new()),
+            commits: Mutex::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        tree.get(key)
+            .map(|value| value.map(Bytes))
+            .map_err(|error| sled_error(error, &self.path))
+    }
+
+    pub fn head(&self) -> Result<Option<Head>, StoreError> {
+        let Some(bytes) = self.read(&self.meta, b"head")? else {
+            return Ok(None);
+        };
+        crate::codec::from_bytes(&bytes)
+            .map(Some)
+            .map_err(|error| StoreError::Corrupt(format!("the head record {error}")))
+    }
+
+    pub fn bundle(&self, index: u64) -> Result<Option<Bytes>, StoreError> {
+        self.read(&self.bundles, &index.to_be_bytes())
+    }
+
+    /// Bundles from `first` on, in order.
+    pub fn bundles_from(
+        &self,
+        first: u64,
+    ) -> impl Iterator<Item = Result<(u64, Bytes), StoreError>> + '_ {
+        self.bundles.range(first.to_be_bytes()..).map(move |item| {
+            let (key, value) = item.map_err(|error| sled_error(error, &self.path))?;
+            let index = u64::from_be_bytes(
+                key.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("a bundle key is not 8 bytes".into()))?,
+            );
+            Ok((index, Bytes(value)))
+        })
+    }
+
+    pub fn tile(&self, level: u8, index: u64) -> Result<Option<Bytes>, StoreError> {
+        self.read(&self.tiles, &tile_key(level, index))
+    }
+
+    /// Every stored tile, in key order: (level, index, hashes).
+    pub fn tiles(&self) -> impl Iterator<Item = Result<(u8, u64, Bytes), StoreError>> + '_ {
+        self.tiles.iter().map(move |item| {
+            let (key, value) = item.map_err(|error| sled_error(error, &self.path))?;
+            if key.len() != 9 {
+                return Err(StoreError::Corrupt("a tile key is not 9 bytes".into()));
+            }
+            let index = u64::from_be_bytes(key[1..9].try_into().expect("checked length"));
+            Ok((key[0], index, Bytes(value)))
+        })
+    }
+
+    pub fn derived(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        self.read(&self.derived, key)
+    }
+
+    /// Derived entries whose keys start with `prefix`, from `start` (a full key) on.
+    pub fn derived_from<'a>(
+        &'a self,
+        prefix: &'a [u8],
+        start: &[u8],
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Bytes), StoreError>> + 'a {
+        self.derived
+            .range(start.to_vec()..)
+            .take_while(move |item| match item {
+                Ok((key, _)) => key.starts_with(prefix),
+                Err(_) => true,
+            })
+            .map(move |item| {
+                let (key, value) = item.map_err(|error| sled_error(error, &self.path))?;
+                Ok((key.to_vec(), Bytes(value)))
+            })
+    }
+
+    /// The last derived entry with a key in `prefix` that is at most `key`.
+    pub fn derived_at_or_before(
+        &self,
+        prefix: &[u8],
+        key: &[u8],
+    ) -> Result<Option<(Vec<u8>, Bytes)>, StoreError> {
+        let mut range = self.derived.range(prefix.to_vec()..=key.to_vec());
+        match range.next_back() {
+            Some(item) => {
+                let (key, value) = item.map_err(|error| sled_error(error, &self.path))?;
+                Ok(Some((key.to_vec(), Bytes(value))))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Makes a batch durable, or poisons the handle.
+    pub fn commit(&self, batch: &Batch) -> Result<(), StoreError> {
+        if let Some(reason) = self
+            .poisoned
+            .lock()
+            .expect("not poisoned by a panic")
+            .clone()
+        {
+            return Err(StoreError::Poisoned(reason));
+        }
+        let number = {
+            let mut commits = self.commits.lock().expect("not poisoned by a panic");
+            *commits += 1;
+            *commits
+        };
+        let result = self.write(batch, number);
+        if let Err(error) = &result {
+            *self.poisoned.lock().expect("not poisoned by a panic") = Some(error.to_string());
+            return result;
+        }
+        // Read the head back: what we acknowledge is what the store returns.
+        if let Some(head) = &batch.head {
+            let stored = self.head()?;
+            if stored.as_ref() != Some(head) {
+                let reason = "the head read back differs from the head written".to_string();
+                *self.poisoned.lock().expect("not poisoned by a panic") = Some(reason.clone());
+                return Err(StoreError::Corrupt(reason));
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&self, batch: &Batch, number: u64) -> Result<(), StoreError> {
+        let io = |reason: String| StoreError::Io(reason);
+        fault(FaultPoint::BeforeTransaction, number).map_err(io)?;
+        let head = batch.head.as_ref().map(crate::codec::to_bytes);
+        (&self.bundles, &self.tiles, &self.meta, &self.derived)
+            .transaction(|(bundles, tiles, meta, derived)| {
+                for (index, bytes) in &batch.bundles {
+                    bundles.insert(&index.to_be_bytes(), bytes.as_slice())?;
+                }
+                for (level, index, bytes) in &batch.tiles {
+                    tiles.insert(&tile_key(*level, *index), bytes.as_slice())?;
+                }
+                for key in &batch.derived_deletes {
+                    derived.remove(key.as_slice())?;
+                }
+                for (key, bytes) in &batch.derived_puts {
+                    derived.insert(key.as_slice(), bytes.as_slice())?;
+                }
+                if let Some(head) = &head {
+                    meta.insert("head", head.as_slice())?;
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|error| match error {
+                sled::transaction::TransactionError::Storage(error) => {
+                    sled_error(error, &self.path)
+                }
+                sled::transaction::TransactionError::Abort(()) => {
+                    StoreError::Io("the transaction was aborted".into())
+                }
+            })?;
+        fault(FaultPoint::AfterTransaction, number).map_err(io)?;
+        self.db
+            .flush()
+            .map_err(|error| sled_error(error, &self.path))?;
+        fault(FaultPoint::AfterFlush, number).map_err(io)?;
+        self.data_file
+            .sync_all()
+            .map_err(|error| StoreError::Io(format!("fsync of the store file: {error}")))?;
+        self.sync_blobs()?;
+        fault(FaultPoint::AfterFsync, number).map_err(io)?;
+        Ok(())
+    }
+
+    /// fsyncs blob files sled wrote since the last commit (sled writes them without fsync).
+    fn sync_blobs(&self) -> Result<(), StoreError> {
+        let directory = self.path.join("blobs");
+        let Ok(entries) = std::fs::read_dir(&directory) else {
+            return Ok(());
+        };
+        let mut synced = self.synced_blobs.lock().expect("not poisoned by a panic");
+        let mut any = false;
+        for entry in entries {
+            let entry = entry.map_err(|error| StoreError::Io(error.to_string()))?;
+            if synced.contains(&entry.file_name()) {
+                continue;
+            }
+            match File::open(entry.path()) {
+                Ok(file) => file
+                    .sync_all()
+                    .map_err(|error| StoreError::Io(format!("fsync of a blob: {error}")))?,
+                // sled may delete a blob it no longer needs while we list the directory.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(error) => return Err(StoreError::Io(error.to_string())),
+            }
+            synced.insert(entry.file_name());
+            any = true;
+        }
+        if any {
+            File::open(&directory)
+                .and_then(|directory| directory.sync_all())
+                .map_err(|error| StoreError::Io(format!("fsync of the blob directory: {error}")))?;
+        }
+        Ok(())
+    }
+
+    /// The bytes the store occupies on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        fn walk(path: &Path) -> u64 {
+            let Ok(entries) = std::fs::read_dir(path) else {
+                return 0;
+            };
+            entries
+                .flatten()
+                .map(|entry| match entry.metadata() {
+                    Ok(meta) if meta.is_dir() => walk(&entry.path()),
+                    Ok(meta) => {
+                        use std::os::unix::fs::MetadataExt;
+                        meta.blocks() * 512
+                    }
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        walk(&self.path)
+    }
+}
+
+fn tile_key(level: u8, index: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = level;
+    key[1..].copy_from_slice(&index.to_be_bytes());
+    key
+}

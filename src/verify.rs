@@ -1,0 +1,385 @@
+//! Verification: replay a log from its bytes and check everything it claims.
+//!
+//! [`Replay`] takes records in log order (from the store or from an export) and checks, for
+//! each: canonical bytes, its sequence number, the chain hash it embeds, its recording time, its
+//! back-links, that its id is new, and that the rules, replayed exactly as `append` ran them
+//! (late records and voids included), accept it with the outcome it stores. It builds the Merkle
+//! tree as it goes. The first failure names the record.
+
+use std::collections::VecDeque;
+
+use crate::codec::{self, Body, Outcome, Record};
+use crate::date::{Date, Instant};
+use crate::ledger::Links;
+use crate::ledger::index::{IdIndex, Position, id_hash};
+use crate::merkle::{TileWrite, Tree};
+use crate::rules::{self, Rejection, State, TimelineKey, VoidTarget};
+
+/// How many recent records a replay keeps decoded, to recheck after a late record without
+/// going back to the source.
+const RECENT_RECORDS: usize = 1 << 16;
+
+/// Where a replay reads records it no longer holds (a late record reaching far back).
+pub trait RecordSource {
+    fn record(&self, seq: u64) -> Result<Record, String>;
+}
+
+/// The first problem found, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The first bad record's sequence number, when the problem is in one record.
+    pub seq: Option<u64>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.seq {
+            Some(seq) => write!(f, "record {seq}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+fn fail(seq: u64, message: impl Into<String>) -> Failure {
+    Failure {
+        seq: Some(seq),
+        message: message.into(),
+    }
+}
+
+/// A replay in progress.
+pub struct Replay {
+    state: Option<State>,
+    links: Links,
+    tree: Tree,
+    ids: IdIndex,
+    size: u64,
+    last_chain: [u8; 32],
+    last_recorded_at: Option<Instant>,
+    /// The running maximum timeline date after each record.
+    max_dates: Vec<Date>,
+    recent: VecDeque<Record>,
+    /// Records whose timeline date was before the running maximum (the late list).
+    late: Vec<(u64, Date)>,
+    completed_tiles: Vec<TileWrite>,
+    /// Per entry bundle: the position index entry a ledger should hold.
+    positions: Vec<Position>,
+}
+
+impl Default for Replay {
+    fn default() -> Self {
+        Replay::new()
+    }
+}
+
+impl Replay {
+    pub fn new() -> Replay {
+        Replay {
+            state: None,
+            links: Links::default(),
+            tree: Tree::default(),
+            ids: IdIndex::default(),
+            size: 0,
+            last_chain: [0; 32],
+            last_recorded_at: None,
+            max_dates: Vec::new(),
+            recent: VecDeque::new(),
+            late: Vec::new(),
+            completed_tiles: Vec::new(),
+            positions: Vec::new(),
+        }
+    }
+
+    /// The position index the replayed records call for.
+    pub fn positions(&self) -> Vec<Position> {
+        self.positions.clone()
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn root(&self) -> [u8; 32] {
+        self.tree.root()
+    }
+
+    pub fn tree(&self) -> &Tree {
+        &self.tree
+    }
+
+    pub fn last_chain(&self) -> [u8; 32] {
+        self.last_chain
+    }
+
+    pub fn last_recorded_at(&self) -> Option<Instant> {
+        self.last_recorded_at
+    }
+
+    pub fn max_date(&self) -> Option<Date> {
+        self.max_dates.last().copied()
+    }
+
+    pub fn state(&self) -> Option<&State> {
+        self.state.as_ref()
+    }
+
+    pub fn links(&self) -> &Links {
+        &self.links
+    }
+
+    pub fn ids(&self) -> &IdIndex {
+        &self.ids
+    }
+
+    pub fn late(&self) -> &[(u64, Date)] {
+        &self.late
+    }
+
+    /// Full tiles completed since the last call.
+    pub fn take_completed_tiles(&mut self) -> Vec<TileWrite> {
+        std::mem::take(&mut self.completed_tiles)
+    }
+
+    fn record(&self, seq: u64, source: &dyn RecordSource) -> Result<Record, Failure> {
+        let oldest = self.size - self.recent.len() as u64;
+        if seq >= oldest && seq < self.size {
+            return Ok(self.recent[(seq - oldest) as usize].clone());
+        }
+        source
+            .record(seq)
+            .map_err(|error| fail(self.size, format!("cannot read record {seq}: {error}")))
+    }
+
+    fn find(
+        &self,
+        id: &crate::name::Id,
+        source: &dyn RecordSource,
+    ) -> Result<Option<Record>, Failure> {
+        for seq in self.ids.candidates(id_hash(id)) {
+            let record = self.record(seq, source)?;
+            if record.event.id == *id {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Records already replayed that sit after `key` in the timeline, in order.
+    fn later_than(
+        &self,
+        key: TimelineKey,
+        source: &dyn RecordSource,
+    ) -> Result<Vec<Record>, Failure> {
+        let start = match key.date.previous_day() {
+            Some(day) => self.max_dates.partition_point(|max| *max <= day) as u64,
+            None => 0,
+        };
+        let mut later = Vec::new();
+        for seq in start..self.size {
+            let record = self.record(seq, source)?;
+            if TimelineKey::of(&record) > key {
+                later.push(record);
+            }
+        }
+        later.sort_by(rules::timeline_order);
+        Ok(later)
+    }
+
+    /// Checks one record's bytes and replays it.
+    pub fn push(&mut self, bytes: &[u8], source: &dyn RecordSource) -> Result<Record, Failure> {
+        let seq = self.size;
+        let record =
+            codec::decode_record(bytes).map_err(|error| fail(seq, format!("the bytes {error}")))?;
+        if record.seq != seq {
+            return Err(fail(
+                seq,
+                format!(
+                    "it says it is record {}, but record {seq} comes next",
+                    record.seq
+                ),
+            ));
+        }
+        if record.prev_chain != self.last_chain {
+            return Err(fail(
+                seq,
+                if seq == 0 {
+                    "the genesis record's previous chain hash is not zero".to_string()
+                } else {
+                    format!("its previous chain hash does not match record {}", seq - 1)
+                },
+            ));
+        }
+        if let Some(last) = self.last_recorded_at {
+            if record.recorded_at < last {
+                return Err(fail(
+                    seq,
+                    format!(
+                        "recorded at {}, before record {} ({last})",
+                        record.recorded_at,
+                        seq - 1
+                    ),
+                ));
+            }
+        }
+        let key = TimelineKey::of(&record);
+        match (&mut self.state, &record.event.body) {
+            (None, Body::Genesis(_)) => {
+                let state = State::from_genesis(&record).map_err(|error| fail(seq, error.0))?;
+                self.state = Some(state);
+                if !record.links.is_empty() {
+                    return Err(fail(seq, "the genesis record has back-links"));
+                }
+            }
+            (None, _) => return Err(fail(seq, "the log does not start with a genesis record")),
+            (Some(_), Body::Genesis(_)) => return Err(fail(seq, "a second genesis record")),
+            (Some(_), _) => self.replay(&record, key, source)?,
+        }
+        self.ids.push(id_hash(&record.event.id));
+        if self.size > 0 && key.date < self.max_dates[self.size as usize - 1] {
+            self.late.push((seq, key.date));
+        }
+        let max = self
+            .max_dates
+            .last()
+            .map_or(key.date, |max| (*max).max(key.date));
+        self.max_dates.push(max);
+        let position = Position {
+            max_date: max,
+            last_recorded_at: record.recorded_at,
+        };
+        let bundle = (seq / codec::BUNDLE_RECORDS) as usize;
+        if bundle == self.positions.len() {
+            self.positions.push(position);
+        } else {
+            self.positions[bundle] = position;
+        }
+        self.tree
+            .push(codec::leaf_hash(bytes), &mut self.completed_tiles);
+        self.last_chain = codec::chain_hash(bytes);
+        self.last_recorded_at = Some(record.recorded_at);
+        self.size += 1;
+        self.recent.push_back(record.clone());
+        if self.recent.len() > RECENT_RECORDS {
+            self.recent.pop_front();
+        }
+        Ok(record)
+    }
+
+    fn replay(
+        &mut self,
+        record: &Record,
+        key: TimelineKey,
+        source: &dyn RecordSource,
+    ) -> Result<(), Failure> {
+        let seq = record.seq;
+        let today = Date::of_instant(record.recorded_at);
+        if self.find(&record.event.id, source)?.is_some() {
+            return Err(fail(
+                seq,
+                format!("event id {} appears in an earlier record", record.event.id),
+            ));
+        }
+        let target = match &record.event.body {
+            Body::Void(void) => self.find(&void.target, source)?,
+            _ => None,
+        };
+        let expected_key = TimelineKey::of_new(record.effective, seq, target.as_ref());
+        let late = target.is_some()
+            || self
+                .max_dates
+                .last()
+                .is_some_and(|max| expected_key.date < *max);
+        let later = if late {
+            self.later_than(expected_key, source)?
+        } else {
+            Vec::new()
+        };
+        let mut replayed = record.clone();
+        let state = self.state.as_mut().expect("genesis was replayed");
+        let void_target = target.as_ref().map(|target| VoidTarget {
+            record: target,
+            voided: state.facts.voided.contains_key(&target.seq),
+        });
+        match rules::admit(state, &mut replayed, today, void_target, &later) {
+            Ok(_) => {}
+            Err(Rejection::Refused(refusal)) => {
+                return Err(fail(
+                    seq,
+                    format!(
+                        "{} {} is in the log, but the rules refuse it on replay: {refusal}",
+                        record.event.body.type_name(),
+                        record.event.id
+                    ),
+                ));
+            }
+            Err(Rejection::Inconsistent(error)) => {
+                return Err(fail(seq, format!("the log does not add up here: {error}")));
+            }
+        }
+        if replayed.outcome != record.outcome {
+            // Take the replayed record out again, so the state stays the fold of the log.
+            let _ = state.unapply(&replayed);
+            return Err(fail(
+                seq,
+                format!(
+                    "its stored outcome differs from the replay: stored {}, replayed {}",
+                    describe_outcome(&record.outcome),
+                    describe_outcome(&replayed.outcome)
+                ),
+            ));
+        }
+        if key != expected_key {
+            return Err(fail(
+                seq,
+                "its void target does not match the record it names",
+            ));
+        }
+        let expected_links = self.links.link(record);
+        if expected_links != record.links {
+            return Err(fail(
+                seq,
+                format!(
+                    "its back-links {:?} differ from the replay's {:?}",
+                    record.links, expected_links
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A short description of an outcome, for mismatch messages.
+pub fn describe_outcome(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::None => "nothing".into(),
+        Outcome::Chips(chips) => format!(
+            "basis {}, {} TPP ({} × {}){}{}",
+            chips.basis.name(),
+            chips.amount_tpp,
+            chips.amount_tpp.checked_div(chips.unit_tpp).unwrap_or(0),
+            chips.unit_tpp,
+            if chips.controlled {
+                ""
+            } else {
+                ", uncontrolled"
+            },
+            if chips.counts_allocation {
+                ", counted against the allocation"
+            } else {
+                ""
+            }
+        ),
+        Outcome::Weights(weights) => format!(
+            "{} weights under {}",
+            if weights.controlled {
+                "controlled"
+            } else {
+                "uncontrolled"
+            },
+            weights.authority.name()
+        ),
+        Outcome::Void(void) => format!("void of record {}", void.target_seq),
+        Outcome::Revoke(revoke) => format!("revoke of {}'s VEU", revoke.holder),
+    }
+}

@@ -1,0 +1,611 @@
+//! JSON views of records, refusals and state: the shapes of blueprint section 2 and of the
+//! export format (FORMAT.md, "Export"). A record's view is a pure function of its bytes, which
+//! is what lets `verify --export` catch an edited readable field.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{Map, Value, json};
+
+use crate::codec::{Body, ChipsOutcome, Event, Outcome, Record, Ruleset, Scope, Subject, Tier};
+use crate::country::Country;
+use crate::date::Date;
+use crate::rules::refusal::h100_equivalents;
+use crate::rules::{Facts, Refusal, State};
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+pub fn base64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn from_base64(text: &str) -> Result<Vec<u8>, String> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|error| format!("not valid base64: {error}"))
+}
+
+fn scope_fields(scope: Scope, fields: &mut Map<String, Value>) {
+    match scope {
+        Scope::Universal => {
+            fields.insert("scope".into(), json!("universal"));
+        }
+        Scope::National(country) => {
+            fields.insert("scope".into(), json!("national"));
+            fields.insert("country".into(), json!(country));
+        }
+    }
+}
+
+/// An event in its input form: the object a caller would submit.
+pub fn event_json(effective: Date, event: &Event) -> Value {
+    let mut fields = Map::new();
+    fields.insert("type".into(), json!(event.body.type_name()));
+    fields.insert("id".into(), json!(event.id));
+    fields.insert("effective".into(), json!(effective));
+    let mut put = |name: &str, value: Value| {
+        fields.insert(name.to_string(), value);
+    };
+    match &event.body {
+        Body::Genesis(genesis) => {
+            put("origin", json!(genesis.origin));
+            put("ruleset", ruleset_json(&genesis.ruleset));
+        }
+        Body::Entity(entity) => {
+            put("entity", json!(entity.entity));
+            put("name", json!(entity.name));
+            put("hq", json!(entity.hq));
+            if let Some(parent) = &entity.parent {
+                put("parent", json!(parent));
+            }
+        }
+        Body::ChipModel(chip) => {
+            put("chip", json!(chip.chip));
+            put("tpp", json!(chip.tpp));
+            put("controlled", json!(chip.controlled));
+        }
+        Body::TierChange(change) => {
+            put("country", json!(change.country));
+            put("tier", json!(change.tier.number()));
+        }
+        Body::AllocationChange(change) => {
+            put("country", json!(change.country));
+            put("allocation_tpp", json!(change.allocation_tpp));
+        }
+        Body::VeuGrant(grant) => {
+            put("veu", json!(grant.veu));
+            put("entity", json!(grant.entity));
+            let mut scope = Map::new();
+            scope_fields(grant.scope, &mut scope);
+            for (name, value) in scope {
+                put(&name, value);
+            }
+        }
+        Body::VeuRevoke(revoke) => put("veu", json!(revoke.veu)),
+        Body::AiaCertification(certification) => put("entity", json!(certification.entity)),
+        Body::Inventory(holding) | Body::Decommission(holding) => {
+            put("entity", json!(holding.entity));
+            put("chip", json!(holding.chip));
+            put("quantity", json!(holding.quantity));
+            put("country", json!(holding.country));
+        }
+        Body::Shipment(shipment) => {
+            put("exporter", json!(shipment.exporter));
+            put("consignee", json!(shipment.consignee));
+            put("country", json!(shipment.country));
+            put("chip", json!(shipment.chip));
+            put("quantity", json!(shipment.quantity));
+            if let Some(basis) = shipment.basis {
+                put("basis", json!(basis.name()));
+            }
+        }
+        Body::Transfer(transfer) => {
+            put("entity", json!(transfer.entity));
+            put("from_country", json!(transfer.from_country));
+            put("to_country", json!(transfer.to_country));
+            if let Some(to_entity) = &transfer.to_entity {
+                put("to_entity", json!(to_entity));
+            }
+            put("chip", json!(transfer.chip));
+            put("quantity", json!(transfer.quantity));
+            if let Some(basis) = transfer.basis {
+                put("basis", json!(basis.name()));
+            }
+        }
+        Body::WeightsHosting(hosting) => {
+            put("entity", json!(hosting.entity));
+            put("model", json!(hosting.model));
+            put("training_ops", json!(hosting.training_ops.to_string()));
+            put("open_weights", json!(hosting.open_weights));
+            put("country", json!(hosting.country));
+            put("secured", json!(hosting.secured));
+        }
+        Body::Void(void) => {
+            put("target", json!(void.target));
+            put("reason", json!(void.reason));
+        }
+        Body::Commitment(commitment) => {
+            put("size", json!(commitment.size));
+            put("subject_count", json!(commitment.subject_count));
+            put("subjects_root", json!(base64(&commitment.subjects_root)));
+        }
+    }
+    Value::Object(fields)
+}
+
+fn ruleset_json(ruleset: &Ruleset) -> Value {
+    json!({
+        "name": ruleset.name,
+        "version": ruleset.version,
+        "window_start": ruleset.window_start,
+        "window_end": ruleset.window_end,
+        "tier_one": ruleset.tier_one,
+        "tier_three": ruleset.tier_three,
+        "tier_changes": ruleset.tier_changes.iter().map(|change| json!({
+            "effective": change.effective, "country": change.country, "tier": change.tier.number()
+        })).collect::<Vec<_>>(),
+        "chips": ruleset.chips.iter().map(|chip| json!({
+            "chip": chip.chip, "tpp": chip.tpp, "controlled": chip.controlled
+        })).collect::<Vec<_>>(),
+        "default_allocation_tpp": ruleset.default_allocation_tpp,
+        "lpp_limit_tpp": ruleset.lpp_limit_tpp,
+        "aia_threshold_tpp": ruleset.aia_threshold_tpp,
+        "uveu_tier_one_share_min": [ruleset.uveu_tier_one_share_min.numerator, ruleset.uveu_tier_one_share_min.denominator],
+        "uveu_country_share_max": [ruleset.uveu_country_share_max.numerator, ruleset.uveu_country_share_max.denominator],
+        "uveu_home_share_min": [ruleset.uveu_home_share_min.numerator, ruleset.uveu_home_share_min.denominator],
+        "uveu_home_country": ruleset.uveu_home_country,
+        "nveu_caps": ruleset.nveu_caps.iter().map(|cap| json!({"year": cap.year, "cap_tpp": cap.cap_tpp})).collect::<Vec<_>>(),
+        "weights_threshold_ops": ruleset.weights_threshold_ops.to_string(),
+        "h100_tpp": ruleset.h100_tpp,
+    })
+}
+
+fn chips_json(chips: &ChipsOutcome) -> Value {
+    json!({
+        "basis": chips.basis.name(),
+        "unit_tpp": chips.unit_tpp,
+        "amount_tpp": chips.amount_tpp,
+        "controlled": chips.controlled,
+        "counts_allocation": chips.counts_allocation,
+    })
+}
+
+pub fn outcome_json(outcome: &Outcome) -> Value {
+    match outcome {
+        Outcome::None => json!({}),
+        Outcome::Chips(chips) => chips_json(chips),
+        Outcome::Weights(weights) => json!({
+            "controlled": weights.controlled,
+            "authority": weights.authority.name(),
+        }),
+        Outcome::Void(void) => json!({
+            "target_seq": void.target_seq,
+            "target_id": void.target_event.id,
+            "target_effective": void.target_effective,
+            "target_type": void.target_event.body.type_name(),
+            "target_outcome": outcome_json(&void.target_outcome),
+        }),
+        Outcome::Revoke(revoke) => {
+            let mut fields = Map::new();
+            fields.insert("holder".into(), json!(revoke.holder));
+            scope_fields(revoke.scope, &mut fields);
+            Value::Object(fields)
+        }
+    }
+}
+
+/// Everything a record says, readable. Export lines add the bytes and the chain hash.
+pub fn record_json(record: &Record) -> Value {
+    let links: Vec<Value> = record
+        .subjects()
+        .iter()
+        .zip(&record.links)
+        .map(|(subject, previous)| json!({"subject": subject.to_string(), "previous": previous}))
+        .collect();
+    json!({
+        "seq": record.seq,
+        "recorded_at": record.recorded_at,
+        "effective": record.effective,
+        "type": record.event.body.type_name(),
+        "id": record.event.id,
+        "event": event_json(record.effective, &record.event),
+        "outcome": outcome_json(&record.outcome),
+        "links": links,
+        "prev_chain": hex(&record.prev_chain),
+    })
+}
+
+/// One line of an export: the record's view, its canonical bytes and its chain hash.
+pub fn export_line(record: &Record, bytes: &[u8]) -> Value {
+    let mut line = record_json(record);
+    let object = line.as_object_mut().expect("record_json returns an object");
+    object.insert("chain".into(), json!(hex(&crate::codec::chain_hash(bytes))));
+    object.insert("record".into(), json!(base64(bytes)));
+    line
+}
+
+/// The refusal shape of blueprint section 2, with the figures and the broken event.
+pub fn refusal_json(refusal: &Refusal, h100_tpp: u64, line: Option<u64>) -> Value {
+    let mut object = json!({
+        "status": "refused",
+        "event_id": refusal.event_id,
+        "code": refusal.code,
+        "message": refusal.message,
+    });
+    let fields = object.as_object_mut().expect("an object");
+    if let Some(line) = line {
+        fields.insert("line".into(), json!(line));
+    }
+    if let Some(figures) = refusal.figures {
+        fields.insert(
+            "figures".into(),
+            json!({
+                "before_tpp": figures.before_tpp,
+                "after_tpp": figures.after_tpp,
+                "limit_tpp": figures.limit_tpp,
+                "excess_tpp": figures.excess_tpp,
+                "before_h100": h100_equivalents(figures.before_tpp, h100_tpp),
+                "after_h100": h100_equivalents(figures.after_tpp, h100_tpp),
+                "limit_h100": h100_equivalents(figures.limit_tpp, h100_tpp),
+                "excess_h100": h100_equivalents(figures.excess_tpp, h100_tpp),
+            }),
+        );
+    }
+    if let Some(breaks) = &refusal.breaks {
+        fields.insert("breaks".into(), json!(breaks));
+    }
+    object
+}
+
+/// Which part of the state a view shows.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub entity: Option<crate::name::Id>,
+    pub country: Option<Country>,
+}
+
+/// A country's figures as of a date.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CountryView {
+    pub tier: u8,
+    /// `None` for Tier 1 and Tier 3 countries, which have no allocation.
+    pub allocation_tpp: Option<u64>,
+    pub allocation_used_tpp: u64,
+    pub allocation_remaining_tpp: Option<u64>,
+    pub installed_tpp: u64,
+    pub allocation_h100: Option<u64>,
+    pub allocation_used_h100: u64,
+    pub allocation_remaining_h100: Option<u64>,
+    pub installed_h100: u64,
+}
+
+/// A universal VEU holder's ratios and their margins (positive: room left).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RatioView {
+    /// Share of controlled TPP in Tier 1 countries, in basis points (1/100 of a percent).
+    pub tier1_share_bp: u64,
+    pub tier1_share_min_bp: u64,
+    /// TPP that could leave Tier 1 (or arrive outside it) before the minimum is reached.
+    pub tier1_margin_tpp: i128,
+    /// The non-Tier-1 country with the largest share, and that share.
+    pub largest_other_country: Option<Country>,
+    pub largest_other_share_bp: u64,
+    pub country_share_max_bp: u64,
+    pub country_margin_tpp: i128,
+    /// Only for holders headquartered in the ruleset's home country (US).
+    pub home_share_bp: Option<u64>,
+    pub home_share_min_bp: Option<u64>,
+    pub home_margin_tpp: Option<i128>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EntityView {
+    pub name: String,
+    pub hq: Country,
+    pub hq_tier: u8,
+    pub parent: Option<String>,
+    pub total_tpp: u64,
+    pub total_h100: u64,
+    pub by_country_tpp: BTreeMap<String, u64>,
+    /// Chips held, by country and model (uncontrolled ones included).
+    pub holdings: BTreeMap<String, BTreeMap<String, u64>>,
+    pub lpp_used_tpp: BTreeMap<String, u64>,
+    pub lpp_limit_tpp: u64,
+    pub aia_received_tpp: u64,
+    pub aia_threshold_tpp: u64,
+    pub aia_certified: bool,
+    pub veus: Vec<String>,
+    pub uveu_ratios: Option<RatioView>,
+    pub controlled_weights_hosted: BTreeMap<String, u64>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct VeuView {
+    pub entity: String,
+    pub scope: &'static str,
+    pub country: Option<Country>,
+    pub granted: Date,
+    pub revoked: Option<Date>,
+    pub active: bool,
+}
+
+/// The derived state as of a date, as known at a log size: blueprint section 2's shape.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StateView {
+    pub as_of: Date,
+    pub size: u64,
+    pub root: String,
+    pub h100_tpp: u64,
+    pub countries: BTreeMap<String, CountryView>,
+    pub entities: BTreeMap<String, EntityView>,
+    pub veus: BTreeMap<String, VeuView>,
+}
+
+fn basis_points(part: u64, total: u64) -> u64 {
+    if total == 0 {
+        return 0;
+    }
+    u64::try_from(u128::from(part) * 10_000 / u128::from(total)).unwrap_or(u64::MAX)
+}
+
+fn ratio_bp(numerator: u64, denominator: u64) -> u64 {
+    basis_points(numerator, denominator)
+}
+
+/// Builds the view of `state` as of `date`.
+pub fn state_view(
+    state: &State,
+    date: Date,
+    size: u64,
+    root: [u8; 32],
+    filter: &Filter,
+) -> StateView {
+    let facts = &state.facts;
+    let counters = &state.counters;
+    let params = &facts.params;
+    let ruleset = &params.ruleset;
+    let h100 = |tpp: u64| h100_equivalents(tpp, params.h100_tpp());
+
+    // Countries named by a counted event, a change, or a holding.
+    let mut named: std::collections::BTreeSet<Country> = std::collections::BTreeSet::new();
+    named.extend(counters.country_tpp.keys().copied());
+    named.extend(
+        facts
+            .allocation_changes
+            .iter()
+            .filter(|(_, list)| list.iter().any(|item| item.effective <= date))
+            .map(|(c, _)| *c),
+    );
+    named.extend(
+        facts
+            .tier_changes
+            .iter()
+            .filter(|(_, list)| {
+                list.iter()
+                    .any(|item| item.seq > 0 && item.effective <= date)
+            })
+            .map(|(c, _)| *c),
+    );
+    named.extend(counters.holdings.keys().map(|(_, country, _)| *country));
+    named.extend(counters.weights.keys().map(|(_, country)| *country));
+
+    let mut countries = BTreeMap::new();
+    for country in named {
+        if filter.country.is_some_and(|wanted| wanted != country) {
+            continue;
+        }
+        let tier = facts.tier(country, date);
+        let used = counters.allocation_used(country);
+        let installed = counters
+            .country_tpp
+            .get(&country)
+            .map_or(0, |tpp| tpp.installed);
+        let allocation = (tier == Tier::Two).then(|| facts.allocation(country, date));
+        let remaining = allocation.map(|allocation| allocation.saturating_sub(used));
+        countries.insert(
+            country.to_string(),
+            CountryView {
+                tier: tier.number(),
+                allocation_tpp: allocation,
+                allocation_used_tpp: used,
+                allocation_remaining_tpp: remaining,
+                installed_tpp: installed,
+                allocation_h100: allocation.map(h100),
+                allocation_used_h100: h100(used),
+                allocation_remaining_h100: remaining.map(h100),
+                installed_h100: h100(installed),
+            },
+        );
+    }
+
+    let mut entities = BTreeMap::new();
+    let mut veus = BTreeMap::new();
+    let mut entity_ids: Vec<_> = facts.entities.keys().collect();
+    entity_ids.sort();
+    for id in entity_ids {
+        let Some(fact) = facts.entity_at(id, date) else {
+            continue;
+        };
+        if filter.entity.as_ref().is_some_and(|wanted| wanted != id) {
+            continue;
+        }
+        let tpp = counters.entity(id).cloned().unwrap_or_default();
+        if let Some(country) = filter.country {
+            let holds_there = counters
+                .holdings
+                .keys()
+                .any(|(entity, c, _)| entity == id && *c == country);
+            if fact.hq != country && !holds_there {
+                continue;
+            }
+        }
+        let mut holdings: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((entity, country, chip), quantity) in &counters.holdings {
+            if entity == id {
+                holdings
+                    .entry(country.to_string())
+                    .or_default()
+                    .insert(chip.to_string(), *quantity);
+            }
+        }
+        let lpp_used_tpp: BTreeMap<String, u64> = counters
+            .lpp
+            .iter()
+            .filter(|((entity, _), used)| entity == id && **used > 0)
+            .map(|((_, year), used)| (year.to_string(), *used))
+            .collect();
+        let active: Vec<String> = facts
+            .active_veus(id, date)
+            .map(|(veu, _)| veu.to_string())
+            .collect();
+        let uveu_ratios = facts
+            .has_universal_veu(id, date)
+            .then(|| ratio_view(facts, &tpp, fact.hq, date));
+        let controlled_weights_hosted = counters
+            .weights
+            .iter()
+            .filter(|((entity, _), _)| entity == id)
+            .map(|((_, country), count)| (country.to_string(), *count))
+            .collect();
+        entities.insert(
+            id.to_string(),
+            EntityView {
+                name: fact.name.to_string(),
+                hq: fact.hq,
+                hq_tier: facts.hq_tier(id, date).number(),
+                parent: fact.parent.as_ref().map(|parent| parent.to_string()),
+                total_tpp: tpp.total,
+                total_h100: h100(tpp.total),
+                by_country_tpp: tpp
+                    .by_country
+                    .iter()
+                    .map(|(country, amount)| (country.to_string(), *amount))
+                    .collect(),
+                holdings,
+                lpp_used_tpp,
+                lpp_limit_tpp: ruleset.lpp_limit_tpp,
+                aia_received_tpp: counters.aia_received(id),
+                aia_threshold_tpp: ruleset.aia_threshold_tpp,
+                aia_certified: facts.certified_by(id, date),
+                veus: active,
+                uveu_ratios,
+                controlled_weights_hosted,
+            },
+        );
+    }
+    let mut veu_ids: Vec<_> = facts.veus.keys().collect();
+    veu_ids.sort();
+    for id in veu_ids {
+        let fact = &facts.veus[id];
+        if fact.granted > date {
+            continue;
+        }
+        if filter
+            .entity
+            .as_ref()
+            .is_some_and(|wanted| *wanted != fact.holder)
+        {
+            continue;
+        }
+        if filter.country.is_some() && !entities.contains_key(fact.holder.as_str()) {
+            continue;
+        }
+        let (scope, country) = match fact.scope {
+            Scope::Universal => ("universal", None),
+            Scope::National(country) => ("national", Some(country)),
+        };
+        veus.insert(
+            id.to_string(),
+            VeuView {
+                entity: fact.holder.to_string(),
+                scope,
+                country,
+                granted: fact.granted,
+                revoked: fact.revoked.filter(|revoked| *revoked <= date),
+                active: facts.veu_active(fact, date),
+            },
+        );
+    }
+    StateView {
+        as_of: date,
+        size,
+        root: base64(&root),
+        h100_tpp: params.h100_tpp(),
+        countries,
+        entities,
+        veus,
+    }
+}
+
+fn ratio_view(
+    facts: &Facts,
+    tpp: &crate::rules::state::EntityTpp,
+    hq: Country,
+    date: Date,
+) -> RatioView {
+    let ruleset = &facts.params.ruleset;
+    let total = tpp.total;
+    let tier_one: u64 = tpp
+        .by_country
+        .iter()
+        .filter(|(country, _)| facts.tier(*country, date) == Tier::One)
+        .map(|(_, amount)| amount)
+        .sum();
+    let min = ruleset.uveu_tier_one_share_min;
+    let max = ruleset.uveu_country_share_max;
+    // Margin: how much TPP could arrive outside Tier 1 before 4·T1 ≥ 3·T fails:
+    // (d·T1 − n·T) / n.
+    let tier1_margin = if min.numerator == 0 {
+        i128::MAX
+    } else {
+        (i128::from(min.denominator) * i128::from(tier_one)
+            - i128::from(min.numerator) * i128::from(total))
+            / i128::from(min.numerator)
+    };
+    let largest = tpp
+        .by_country
+        .iter()
+        .filter(|(country, _)| facts.tier(*country, date) != Tier::One)
+        .max_by_key(|(_, amount)| *amount)
+        .copied();
+    let (largest_country, largest_amount) = largest.map_or((None, 0), |(c, a)| (Some(c), a));
+    // Margin: how much more could arrive in that country: (n·T − d·H) / (d − n).
+    let country_margin = if max.denominator > max.numerator {
+        (i128::from(max.numerator) * i128::from(total)
+            - i128::from(max.denominator) * i128::from(largest_amount))
+            / i128::from(max.denominator - max.numerator)
+    } else {
+        i128::MAX
+    };
+    let home = ruleset.uveu_home_country;
+    let home_share = ruleset.uveu_home_share_min;
+    let at_home = tpp.in_country(home);
+    let is_home = hq == home;
+    RatioView {
+        tier1_share_bp: basis_points(tier_one, total),
+        tier1_share_min_bp: ratio_bp(min.numerator, min.denominator),
+        tier1_margin_tpp: tier1_margin,
+        largest_other_country: largest_country,
+        largest_other_share_bp: basis_points(largest_amount, total),
+        country_share_max_bp: ratio_bp(max.numerator, max.denominator),
+        country_margin_tpp: country_margin,
+        home_share_bp: is_home.then(|| basis_points(at_home, total)),
+        home_share_min_bp: is_home.then(|| ratio_bp(home_share.numerator, home_share.denominator)),
+        home_margin_tpp: is_home.then(|| {
+            if home_share.numerator == 0 {
+                i128::MAX
+            } else {
+                (i128::from(home_share.denominator) * i128::from(at_home)
+                    - i128::from(home_share.numerator) * i128::from(total))
+                    / i128::from(home_share.numerator)
+            }
+        }),
+    }
+}
+
+/// The subject keys of a record, as text.
+pub fn subjects_text(record: &Record) -> Vec<String> {
+    record.subjects().iter().map(Subject::to_string).collect()
+}
