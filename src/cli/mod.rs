@@ -85,7 +85,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  chipledger import events.ndjson\n  \
         chipledger import events.ndjson --keep-going --rejects rejected.ndjson\n\n\
         The whole file is checked for bad input first; nothing is written if a line is malformed.\n\
-        Re-running the same file skips events already recorded with identical content.")]
+        Re-running the same file skips events already recorded with identical content.\n\
+        With --format json, one line is printed per durable batch, then a summary line.")]
     Import {
         file: PathBuf,
         /// Skip refused events and go on (exit code 1 if any was refused).
@@ -94,6 +95,9 @@ pub enum Command {
         /// Write refused lines to this file (implies --keep-going).
         #[arg(long)]
         rejects: Option<PathBuf>,
+        /// Events per durable batch (one transaction and fsync each).
+        #[arg(long, default_value_t = write::IMPORT_BATCH, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        batch: u64,
     },
     /// List records.
     #[command(
@@ -210,11 +214,15 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             file,
             keep_going,
             rejects,
+            batch,
         } => write::import(
             &context,
             &file,
-            keep_going || rejects.is_some(),
-            rejects.as_deref(),
+            write::ImportOptions {
+                keep_going: keep_going || rejects.is_some(),
+                rejects: rejects.as_deref(),
+                batch,
+            },
         ),
         Command::Log {
             from,

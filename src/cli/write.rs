@@ -19,8 +19,14 @@ use crate::view;
 
 /// The most an `append` or `check` call reads: larger inputs belong to `import`.
 const MAX_APPEND_BYTES: u64 = 64 << 20;
-/// Events per durable batch during `import`.
-pub const IMPORT_BATCH: usize = 10_000;
+/// Events per durable batch during `import`, unless `--batch` says otherwise.
+pub const IMPORT_BATCH: u64 = 10_000;
+
+pub struct ImportOptions<'a> {
+    pub keep_going: bool,
+    pub rejects: Option<&'a Path>,
+    pub batch: u64,
+}
 
 /// A parsed event with where it came from.
 pub struct Numbered {
@@ -365,12 +371,12 @@ fn check_syntax(context: &Context, file: &Path, total: u64) -> Result<u64, Error
     Ok(count)
 }
 
-pub fn import(
-    context: &Context,
-    file: &Path,
-    keep_going: bool,
-    rejects: Option<&Path>,
-) -> Result<(), Error> {
+pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Result<(), Error> {
+    let ImportOptions {
+        keep_going,
+        rejects,
+        batch,
+    } = options;
     let started = Clock::now();
     let source = file.display().to_string();
     let total = std::fs::metadata(file)
@@ -391,7 +397,9 @@ pub fn import(
     let mut by_code: std::collections::BTreeMap<&'static str, u64> = Default::default();
     let mut stop: Option<(u64, Refusal)> = None;
     let mut shown = 0usize;
+    let mut last_line = 0u64;
     while let Some((number, line)) = lines.next_line() {
+        last_line = number;
         let line = line.map_err(|error| Error::input(place(&source, number), error.to_string()))?;
         let submission = input::parse_event(line)
             .map_err(|error| Error::input(place(&source, number), error.to_string()))?;
@@ -414,14 +422,18 @@ pub fn import(
                 }
             }
         }
-        if ledger.staged_count() as usize >= IMPORT_BATCH {
+        if ledger.staged_count() >= batch {
             ledger.commit()?;
+            acknowledge(context, number, &ledger)?;
             if let Some(bar) = &bar {
                 bar.set_position(lines.get_ref().get_ref().bytes);
             }
         }
     }
-    ledger.commit()?;
+    if ledger.commit()? > 0 {
+        let through = stop.as_ref().map_or(last_line, |(line, _)| line - 1);
+        acknowledge(context, through, &ledger)?;
+    }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -479,6 +491,18 @@ pub fn import(
         )));
     }
     Ok(())
+}
+
+/// With `--format json`, says that every event up to `line` is durable.
+fn acknowledge(context: &Context, line: u64, ledger: &Ledger) -> Result<(), Error> {
+    if context.format != Format::Json {
+        return Ok(());
+    }
+    output::json(&json!({
+        "status": "committed",
+        "through_line": line,
+        "size": ledger.reader().size(),
+    }))
 }
 
 pub fn demo(context: &Context, dir: Option<&Path>) -> Result<(), Error> {

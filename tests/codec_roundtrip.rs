@@ -1,0 +1,364 @@
+//! The record codec: every record of every shape round-trips to identical bytes, and no
+//! mutation of valid bytes is accepted as a different valid record without being canonical.
+
+use chipledger::codec::*;
+use chipledger::country::Country;
+use chipledger::date::{Date, Instant};
+use chipledger::name::{Id, Text};
+use proptest::prelude::*;
+
+fn id() -> impl Strategy<Value = Id> {
+    "[A-Za-z0-9._:-]{1,24}".prop_map(|text| Id::parse(&text).unwrap())
+}
+
+fn text() -> impl Strategy<Value = Text> {
+    "[A-Za-z0-9 ,.'<>&é-]{1,40}".prop_filter_map("not blank", |text| Text::parse(&text).ok())
+}
+
+fn country() -> impl Strategy<Value = Country> {
+    let all: Vec<Country> = Country::all().collect();
+    proptest::sample::select(all)
+}
+
+fn date() -> impl Strategy<Value = Date> {
+    (1900u16..=2100, 1u8..=12, 1u8..=28)
+        .prop_map(|(year, month, day)| Date::new(year, month, day).unwrap())
+}
+
+fn basis() -> impl Strategy<Value = Basis> {
+    prop_oneof![
+        Just(Basis::Aia),
+        Just(Basis::Uveu),
+        Just(Basis::Nveu),
+        Just(Basis::Lpp),
+        Just(Basis::License),
+        Just(Basis::Uncontrolled),
+        Just(Basis::Declared),
+    ]
+}
+
+fn chips_outcome() -> impl Strategy<Value = Outcome> {
+    (
+        1u64..100_000,
+        1u64..1_000_000,
+        any::<bool>(),
+        basis(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(unit_tpp, quantity, controlled, basis, counts_allocation)| {
+                Outcome::Chips(ChipsOutcome {
+                    unit_tpp,
+                    amount_tpp: unit_tpp * quantity,
+                    controlled,
+                    basis,
+                    counts_allocation,
+                })
+            },
+        )
+}
+
+fn movement() -> impl Strategy<Value = (Body, Outcome)> {
+    prop_oneof![
+        (
+            id(),
+            id(),
+            country(),
+            id(),
+            1u64..1_000_000_000,
+            proptest::option::of(basis()),
+            chips_outcome()
+        )
+            .prop_map(
+                |(exporter, consignee, country, chip, quantity, basis, outcome)| {
+                    (
+                        Body::Shipment(ShipmentEvent {
+                            exporter,
+                            consignee,
+                            country,
+                            chip,
+                            quantity,
+                            basis,
+                        }),
+                        outcome,
+                    )
+                }
+            ),
+        (
+            id(),
+            country(),
+            country(),
+            proptest::option::of(id()),
+            id(),
+            1u64..1_000_000,
+            chips_outcome()
+        )
+            .prop_map(
+                |(entity, from_country, to_country, to_entity, chip, quantity, outcome)| {
+                    (
+                        Body::Transfer(TransferEvent {
+                            entity,
+                            from_country,
+                            to_country,
+                            to_entity,
+                            chip,
+                            quantity,
+                            basis: None,
+                        }),
+                        outcome,
+                    )
+                }
+            ),
+        (id(), id(), 1u64..1_000_000, country(), chips_outcome()).prop_map(
+            |(entity, chip, quantity, country, outcome)| {
+                (
+                    Body::Inventory(HoldingEvent {
+                        entity,
+                        chip,
+                        quantity,
+                        country,
+                    }),
+                    outcome,
+                )
+            }
+        ),
+        (id(), id(), 1u64..1_000_000, country(), chips_outcome()).prop_map(
+            |(entity, chip, quantity, country, outcome)| {
+                (
+                    Body::Decommission(HoldingEvent {
+                        entity,
+                        chip,
+                        quantity,
+                        country,
+                    }),
+                    outcome,
+                )
+            }
+        ),
+        (
+            id(),
+            text(),
+            any::<u128>(),
+            any::<bool>(),
+            country(),
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(entity, model, training_ops, open_weights, country, secured, controlled)| {
+                    (
+                        Body::WeightsHosting(WeightsHostingEvent {
+                            entity,
+                            model,
+                            training_ops,
+                            open_weights,
+                            country,
+                            secured,
+                        }),
+                        Outcome::Weights(WeightsOutcome {
+                            controlled,
+                            authority: WeightsAuthority::NationalVeu,
+                        }),
+                    )
+                }
+            ),
+    ]
+}
+
+fn body_and_outcome() -> impl Strategy<Value = (Body, Outcome)> {
+    prop_oneof![
+        (id(), text(), country(), proptest::option::of(id())).prop_map(
+            |(entity, name, hq, parent)| {
+                (
+                    Body::Entity(EntityEvent {
+                        entity,
+                        name,
+                        hq,
+                        parent,
+                    }),
+                    Outcome::None,
+                )
+            }
+        ),
+        (id(), 1u64..1_000_000_000, any::<bool>()).prop_map(|(chip, tpp, controlled)| (
+            Body::ChipModel(ChipModelEvent {
+                chip,
+                tpp,
+                controlled
+            }),
+            Outcome::None
+        )),
+        (
+            country(),
+            prop_oneof![Just(Tier::One), Just(Tier::Two), Just(Tier::Three)]
+        )
+            .prop_map(|(country, tier)| (
+                Body::TierChange(TierChangeEvent { country, tier }),
+                Outcome::None
+            )),
+        (country(), any::<u64>()).prop_map(|(country, allocation_tpp)| {
+            (
+                Body::AllocationChange(AllocationChangeEvent {
+                    country,
+                    allocation_tpp,
+                }),
+                Outcome::None,
+            )
+        }),
+        (id(), id(), proptest::option::of(country())).prop_map(|(veu, entity, national)| {
+            let scope = national.map_or(Scope::Universal, Scope::National);
+            (
+                Body::VeuGrant(VeuGrantEvent { veu, entity, scope }),
+                Outcome::None,
+            )
+        }),
+        (id(), id()).prop_map(|(veu, holder)| {
+            (
+                Body::VeuRevoke(VeuRevokeEvent { veu }),
+                Outcome::Revoke(RevokeOutcome {
+                    holder,
+                    scope: Scope::Universal,
+                }),
+            )
+        }),
+        id().prop_map(|entity| (
+            Body::AiaCertification(AiaCertificationEvent { entity }),
+            Outcome::None
+        )),
+        movement(),
+        (id(), text(), movement(), 0u64..1_000_000, date(), id()).prop_map(
+            |(target, reason, (body, outcome), target_seq, target_effective, target_id)| {
+                (
+                    Body::Void(VoidEvent { target, reason }),
+                    Outcome::Void(Box::new(VoidOutcome {
+                        target_seq,
+                        target_effective,
+                        target_event: Event {
+                            id: target_id,
+                            body,
+                        },
+                        target_outcome: Box::new(outcome),
+                    })),
+                )
+            }
+        ),
+        (any::<u64>(), any::<u64>(), any::<[u8; 32]>()).prop_map(
+            |(size, subject_count, subjects_root)| {
+                (
+                    Body::Commitment(CommitmentEvent {
+                        size,
+                        subject_count,
+                        subjects_root,
+                    }),
+                    Outcome::None,
+                )
+            }
+        ),
+    ]
+}
+
+fn record() -> impl Strategy<Value = Record> {
+    (
+        any::<u64>(),
+        0i64..4_000_000_000_000_000,
+        date(),
+        any::<[u8; 32]>(),
+        id(),
+        body_and_outcome(),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(seq, micros, effective, prev_chain, event_id, (body, outcome), link_seed)| {
+                let mut record = Record {
+                    seq,
+                    recorded_at: Instant::from_microseconds(micros).unwrap(),
+                    effective,
+                    prev_chain,
+                    links: vec![],
+                    event: Event { id: event_id, body },
+                    outcome,
+                };
+                let subjects = record.subjects().len();
+                record.links = (0..subjects)
+                    .map(|index| {
+                        (link_seed >> index & 1 == 1)
+                            .then_some(link_seed % 1_000_000 + index as u64)
+                    })
+                    .collect();
+                record
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn records_round_trip_to_identical_bytes(record in record()) {
+        let bytes = encode_record(&record).unwrap();
+        let decoded = decode_record(&bytes).unwrap();
+        prop_assert_eq!(&decoded, &record);
+        prop_assert_eq!(encode_record(&decoded).unwrap(), bytes);
+    }
+
+    #[test]
+    fn a_changed_byte_never_decodes_to_the_same_record(record in record(), position in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let bytes = encode_record(&record).unwrap();
+        let mut changed = bytes.clone();
+        let index = position.index(changed.len());
+        changed[index] ^= 1 << bit;
+        // Either the bytes are refused, or they decode to a different (canonical) record:
+        // never silently to the same one, and never to non-canonical bytes.
+        if let Ok(other) = decode_record(&changed) {
+            prop_assert_ne!(&other, &record);
+            prop_assert_eq!(encode_record(&other).unwrap(), changed);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = decode_record(&bytes);
+        let _ = bundle_entries(&bytes);
+    }
+}
+
+#[test]
+fn non_canonical_encodings_are_refused() {
+    let record = Record {
+        seq: 7,
+        recorded_at: Instant::parse("2026-01-01").unwrap(),
+        effective: Date::parse("2025-03-01").unwrap(),
+        prev_chain: [9; 32],
+        links: vec![None],
+        event: Event {
+            id: Id::parse("C-1").unwrap(),
+            body: Body::AiaCertification(AiaCertificationEvent {
+                entity: Id::parse("acme").unwrap(),
+            }),
+        },
+        outcome: Outcome::None,
+    };
+    let bytes = encode_record(&record).unwrap();
+    assert_eq!(decode_record(&bytes).unwrap(), record);
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert!(matches!(
+        decode_record(&trailing),
+        Err(CodecError::TrailingBytes { .. })
+    ));
+    // The links' Option tag is the byte after the 8-byte vector length (offset 8+8+4+32).
+    let mut bad_option = bytes.clone();
+    bad_option[52 + 8] = 2;
+    assert!(decode_record(&bad_option).is_err());
+    // Dates are validated: month 13 at offset 16+2.
+    let mut bad_date = bytes.clone();
+    bad_date[18] = 13;
+    assert!(decode_record(&bad_date).is_err());
+    // A record whose links do not match its subjects cannot be encoded.
+    let mut wrong_links = record.clone();
+    wrong_links.links = vec![];
+    assert!(matches!(
+        encode_record(&wrong_links),
+        Err(CodecError::LinksMismatch { .. })
+    ));
+}

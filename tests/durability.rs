@@ -1,0 +1,160 @@
+//! Nothing acknowledged is lost: an import killed with SIGKILL leaves a ledger that opens,
+//! verifies, holds a prefix of the input containing every acknowledged batch, and completes on
+//! a re-run with each event exactly once. A second process is told the ledger is in use.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{BIN, NOW, TestLedger};
+
+/// An input of `count` inventory events for one entity: always valid, easy to check.
+fn input(count: usize) -> (String, Vec<String>) {
+    let mut text = String::from(
+        r#"{"type":"entity","id":"E-0","effective":"2025-01-13","entity":"holder","name":"Holder","hq":"FR"}"#,
+    );
+    text.push('\n');
+    let mut ids = vec!["E-0".to_string()];
+    for index in 0..count {
+        let id = format!("I-{index:06}");
+        text.push_str(&format!(
+            r#"{{"type":"inventory","id":"{id}","effective":"2025-02-01","entity":"holder","chip":"A100","quantity":{},"country":"FR"}}"#,
+            index % 97 + 1
+        ));
+        text.push('\n');
+        ids.push(id);
+    }
+    (text, ids)
+}
+
+/// The event ids in the ledger, in log order, without the genesis record.
+fn logged_ids(ledger: &TestLedger) -> Vec<String> {
+    let run = ledger
+        .run(&["--format", "json", "log", "--from", "1"], None)
+        .expect(0);
+    run.stdout
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            value["id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// Starts an import and kills it with SIGKILL once `acks` batches were acknowledged (or, with
+/// `acks == 0`, after `delay`). Returns the highest line acknowledged as durable.
+fn import_and_kill(ledger: &TestLedger, file: &str, acks: usize, delay: Duration) -> u64 {
+    let mut child = Command::new(BIN)
+        .args([
+            "--ledger",
+            ledger.dir.to_str().unwrap(),
+            "--format",
+            "json",
+            "import",
+            file,
+            "--batch",
+            "500",
+        ])
+        .env("CHIPLEDGER_NOW", NOW)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if value["status"] == "committed" {
+                let _ = sender.send(value["through_line"].as_u64().unwrap());
+            }
+        }
+    });
+    let mut acknowledged = 0;
+    if acks == 0 {
+        std::thread::sleep(delay);
+    } else {
+        for _ in 0..acks {
+            match receiver.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => acknowledged = line,
+                Err(_) => break,
+            }
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Acknowledgements that were already on their way count too.
+    while let Ok(line) = receiver.recv_timeout(Duration::from_millis(200)) {
+        acknowledged = acknowledged.max(line);
+    }
+    acknowledged
+}
+
+#[test]
+fn a_killed_import_loses_no_acknowledged_batch_and_a_rerun_completes_it() {
+    let (text, ids) = input(20_000);
+    let ledger = TestLedger::new();
+    let file = ledger.path("input.ndjson");
+    std::fs::write(&file, &text).unwrap();
+    let file = file.to_str().unwrap().to_string();
+    for (round, (acks, delay_ms)) in [(3, 0), (0, 150), (9, 0), (0, 400)].into_iter().enumerate() {
+        let acknowledged = import_and_kill(&ledger, &file, acks, Duration::from_millis(delay_ms));
+        ledger.run(&["verify"], None).expect(0);
+        let logged = logged_ids(&ledger);
+        assert_eq!(
+            logged[..],
+            ids[..logged.len()],
+            "round {round}: the log is not a prefix of the input"
+        );
+        assert!(
+            logged.len() as u64 >= acknowledged,
+            "round {round}: {} events logged but {acknowledged} acknowledged",
+            logged.len()
+        );
+    }
+    let run = ledger.run(&["import", &file], None).expect(0);
+    assert!(run.stdout.contains("already recorded"), "{}", run.stdout);
+    ledger.run(&["verify"], None).expect(0);
+    assert_eq!(
+        logged_ids(&ledger),
+        ids,
+        "after the re-run every event is there exactly once"
+    );
+}
+
+#[test]
+fn a_second_process_is_told_the_ledger_is_in_use() {
+    let ledger = TestLedger::new();
+    let held =
+        chipledger::ledger::Ledger::open(&ledger.dir).expect("this process opens the ledger");
+    for args in [
+        &["state"][..],
+        &["append", "-"][..],
+        &["verify"][..],
+        &["log"][..],
+    ] {
+        let event = r#"{"type":"entity","id":"E-1","effective":"2025-01-13","entity":"x","name":"X","hq":"FR"}"#;
+        let run = ledger.run(args, Some(event)).expect(3);
+        assert!(
+            run.stderr.contains("ledger is in use by another process"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    drop(held);
+    ledger.run(&["state"], None).expect(0);
+}
+
+#[test]
+fn a_missing_ledger_is_unavailable_not_bad_input() {
+    let temp = tempfile::tempdir().unwrap();
+    let run = common::run_in(Some(&temp.path().join("nothing")), &["state"], None, &[]).expect(3);
+    assert!(run.stderr.contains("no ledger at"), "{}", run.stderr);
+    let run = common::run_in(Some(temp.path()), &["init"], None, &[]).expect(0);
+    assert!(run.stdout.contains("verifier key"), "{}", run.stdout);
+    let run = common::run_in(Some(temp.path()), &["init"], None, &[]).expect(3);
+    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+}
