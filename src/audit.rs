@@ -11,7 +11,7 @@ use crate::date::Date;
 use crate::error::Error;
 use crate::ledger::index::{
     self, ID_CHUNK, IDS_PREFIX, LATE_PREFIX, POSITION_CHUNK, POSITIONS_PREFIX, Position,
-    SNAPSHOT_INTERVAL, SNAPSHOT_PREFIX,
+    SNAPSHOT_PREFIX,
 };
 use crate::ledger::reader::{PrefixSnapshot, decode_bundle};
 use crate::merkle::TILE_WIDTH;
@@ -99,7 +99,7 @@ pub fn verify_store(store_dir: &Path, mut progress: impl FnMut(u64, u64)) -> Res
             for tile in replay.take_completed_tiles() {
                 check_tile(&store, tile.level, tile.index, &tile.data)?;
             }
-            if replay.size() % SNAPSHOT_INTERVAL == 0 {
+            if replay.size() % head.snapshot_interval == 0 {
                 check_snapshot(&store, &replay)?;
             }
         }

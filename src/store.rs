@@ -34,6 +34,10 @@ const SEGMENT_BYTES: usize = 4 << 20;
 /// bounded (BENCHMARKS.md).
 const CACHE_BYTES: u64 = 64 << 20;
 
+/// How long `open` keeps trying a store that looks locked, and how often.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(300);
+const LOCK_RETRY_STEP: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// The log's head, written in the same transaction as the records it describes.
 #[derive(Clone, PartialEq, Eq, Debug, bincode::Encode, bincode::Decode)]
 pub struct Head {
@@ -48,6 +52,8 @@ pub struct Head {
     pub last_recorded_at: Instant,
     /// The latest timeline date of any record (effective date; a void's target's date).
     pub max_date: Date,
+    /// Records between prefix snapshots (fixed when the ledger is created).
+    pub snapshot_interval: u64,
 }
 
 /// Why the store cannot serve a request.
@@ -210,12 +216,27 @@ impl Store {
     }
 
     fn open_sled(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(path)
             .segment_size(SEGMENT_BYTES)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|error| sled_error(error, path))?;
+            .cache_capacity(CACHE_BYTES);
+        // sled frees a closed database's file (and its lock) through deferred, epoch-based
+        // reclamation, so a store closed a moment ago *in this process* can still look locked.
+        // Retry briefly; another process holding the ledger still gets "in use" within a
+        // fraction of a second.
+        let mut waited = std::time::Duration::ZERO;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(error) => match sled_error(error, path) {
+                    StoreError::InUse(_) if waited < LOCK_RETRY => {
+                        std::thread::sleep(LOCK_RETRY_STEP);
+                        waited += LOCK_RETRY_STEP;
+                    }
+                    other => return Err(other),
+                },
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(|error| sled_error(error, path));
         let data_file =
             File::open(path.join("db")).map_err(|error| StoreError::Io(error.to_string()))?;

@@ -343,12 +343,7 @@ pub struct StateView {
     pub veus: BTreeMap<String, VeuView>,
 }
 
-fn basis_points(part: u64, total: u64) -> u64 {
-    if total == 0 {
-        return 0;
-    }
-    u64::try_from(u128::from(part) * 10_000 / u128::from(total)).unwrap_or(u64::MAX)
-}
+use crate::rules::refusal::basis_points;
 
 fn ratio_bp(numerator: u64, denominator: u64) -> u64 {
     basis_points(numerator, denominator)

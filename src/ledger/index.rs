@@ -13,7 +13,7 @@ use crate::name::Id;
 pub const ID_CHUNK: u64 = 4096;
 /// Bundles per position-index chunk (12 bytes each: 12 KiB).
 pub const POSITION_CHUNK: u64 = 1024;
-/// Records between prefix snapshots.
+/// Records between prefix snapshots, unless a ledger was created with another interval.
 pub const SNAPSHOT_INTERVAL: u64 = 16_384;
 /// Snapshots are stored in values of at most this many bytes (sled keeps them inline).
 pub const SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024;

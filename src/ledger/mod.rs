@@ -99,6 +99,22 @@ impl Ledger {
         origin: Option<&str>,
         now: Instant,
     ) -> Result<(Ledger, Created), Error> {
+        Ledger::create_with(dir, origin, now, SNAPSHOT_INTERVAL)
+    }
+
+    /// [`Ledger::create`] with a chosen number of records between prefix snapshots (tests use
+    /// small intervals to exercise snapshots on small logs).
+    pub fn create_with(
+        dir: &Path,
+        origin: Option<&str>,
+        now: Instant,
+        snapshot_interval: u64,
+    ) -> Result<(Ledger, Created), Error> {
+        if snapshot_interval == 0 {
+            return Err(Error::Usage(
+                "the snapshot interval must be at least 1".into(),
+            ));
+        }
         let paths = Paths::new(dir);
         if paths.store().exists() || paths.signing_key().exists() {
             return Err(Error::Store(StoreError::Exists(dir.to_path_buf())));
@@ -153,6 +169,7 @@ impl Ledger {
             last_chain: codec::chain_hash(&bytes),
             last_recorded_at: now,
             max_date: genesis.effective,
+            snapshot_interval,
         };
         let position = Position {
             max_date: genesis.effective,
@@ -385,6 +402,35 @@ impl Ledger {
             .map(|record| Ok(Admitted::Recorded(Box::new(record))))
     }
 
+    /// Stages a record with the given outcome *without deciding it*: the rules are not asked.
+    ///
+    /// Test-only: it exists so that tests can build a ledger whose stored outcomes a replay
+    /// contradicts, and check that `verify` names the record. Nothing in the product calls it.
+    #[doc(hidden)]
+    pub fn stage_unchecked(
+        &mut self,
+        effective: Date,
+        event: Event,
+        outcome: Outcome,
+        now: Instant,
+    ) -> Result<Record, Error> {
+        self.begin();
+        let record = Record {
+            seq: self.working.size,
+            recorded_at: now.max(self.working.last_recorded_at),
+            effective,
+            prev_chain: self.working.last_chain,
+            links: Vec::new(),
+            event,
+            outcome,
+        };
+        self.state
+            .apply(&record)
+            .map_err(|error| corrupt(format!("the unchecked record does not fold: {error}")))?;
+        let key = TimelineKey::of(&record);
+        self.stage(record, key)
+    }
+
     /// Links, encodes, hashes and stages a decided record.
     fn stage(&mut self, mut record: Record, key: TimelineKey) -> Result<Record, Error> {
         let pending = self.pending.as_mut().expect("a batch is open");
@@ -445,7 +491,7 @@ impl Ledger {
         } else {
             self.positions[bundle] = position;
         }
-        if self.working.size % SNAPSHOT_INTERVAL == 0 {
+        if self.working.size % self.working.snapshot_interval == 0 {
             let snapshot = PrefixSnapshot {
                 state: snapshot::encode(&self.state),
                 links: self.links.encode(),

@@ -903,7 +903,7 @@ impl<'a> Checker<'a> {
                 .sum()
         };
         let share = |part: u64| -> String {
-            let basis_points = u128::from(part) * 10_000 / u128::from(total);
+            let basis_points = super::refusal::basis_points(part, total);
             format!("{}.{:02}%", basis_points / 100, basis_points % 100)
         };
         let min_share = ruleset.uveu_tier_one_share_min;

@@ -142,6 +142,16 @@ pub fn h100_equivalents(tpp: u64, h100_tpp: u64) -> u64 {
     u64::try_from(rounded).expect("a quotient of a u64 fits in u64")
 }
 
+/// A share in basis points (1/100 of a percent), rounded to the nearest (display only; rules
+/// compare shares exactly by cross-multiplication).
+pub fn basis_points(part: u64, total: u64) -> u64 {
+    if total == 0 {
+        return 0;
+    }
+    let scaled = u128::from(part) * 20_000 + u128::from(total);
+    u64::try_from(scaled / (2 * u128::from(total))).unwrap_or(u64::MAX)
+}
+
 /// "791,550,000 TPP (≈ 50,000 H100)".
 pub fn tpp_text(tpp: u64, h100_tpp: u64) -> String {
     format!(

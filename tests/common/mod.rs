@@ -90,6 +90,21 @@ impl TestLedger {
         ledger
     }
 
+    /// A fresh ledger created with the clock at `now`.
+    pub fn created_at(now: &str) -> TestLedger {
+        let temp = tempfile::tempdir().expect("a temporary directory");
+        let dir = temp.path().join("ledger");
+        let ledger = TestLedger { _temp: temp, dir };
+        ledger
+            .run_env(
+                &["init", "--origin", "test.example/ledger"],
+                None,
+                &[("CHIPLEDGER_NOW", now)],
+            )
+            .expect(0);
+        ledger
+    }
+
     /// A fresh ledger holding the given NDJSON events.
     pub fn with(events: &str) -> TestLedger {
         let ledger = TestLedger::new();

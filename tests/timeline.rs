@@ -1,0 +1,387 @@
+//! Time (framework.md section 10): late records and voids are accepted only if every later
+//! event still holds; as-of and known-at answers; the snapshot path equals a full replay.
+
+mod common;
+
+use chipledger::codec::{Basis, Outcome, Record};
+use chipledger::date::{Date, Instant};
+use chipledger::input::parse_event;
+use chipledger::ledger::{Admitted, Ledger, Reader};
+use chipledger::rules::{State, TimelineKey, snapshot};
+use common::{BASE, TestLedger};
+use proptest::prelude::*;
+
+const HOLDINGS: &str = r#"{"type":"inventory","id":"I-1","effective":"2025-01-20","entity":"acme","chip":"H100","quantity":100,"country":"US"}
+{"type":"transfer","id":"T-1","effective":"2025-06-01","entity":"acme","from_country":"US","to_country":"FR","chip":"H100","quantity":80}
+"#;
+
+fn holding(state: &serde_json::Value, entity: &str, country: &str, chip: &str) -> u64 {
+    state["entities"][entity]["holdings"][country][chip]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_accepted_late_record_changes_an_earlier_as_of_answer_and_known_at_keeps_the_old_one() {
+    // A ledger created in 2025, so that recording times are real points in 2025.
+    let ledger = TestLedger::created_at("2025-01-13T00:00:00Z");
+    let july = [("CHIPLEDGER_NOW", "2025-07-01T00:00:00Z")];
+    ledger
+        .run_env(&["append", "-"], Some(BASE), &july)
+        .expect(0);
+    ledger
+        .run_env(&["append", "-"], Some(HOLDINGS), &july)
+        .expect(0);
+    let (size_before, _) = ledger.size_and_root();
+    let as_of = ["--as-of", "2025-04-01", "--entity", "acme"];
+    assert_eq!(holding(&ledger.state(&as_of), "acme", "US", "A100"), 0);
+
+    // Recorded in August, effective in March: a baseline nobody had declared.
+    let late = r#"{"type":"inventory","id":"I-late","effective":"2025-03-01","entity":"acme","chip":"A100","quantity":40,"country":"US"}"#;
+    let run = ledger
+        .run_env(
+            &["append", "-"],
+            Some(late),
+            &[("CHIPLEDGER_NOW", "2025-08-01T00:00:00Z")],
+        )
+        .expect(0);
+    assert!(
+        run.stdout.contains("recorded inventory I-late"),
+        "{}",
+        run.stdout
+    );
+
+    // The answer about April changed...
+    assert_eq!(holding(&ledger.state(&as_of), "acme", "US", "A100"), 40);
+    assert_eq!(holding(&ledger.state(&as_of), "acme", "US", "H100"), 100);
+    // ... but what the ledger said before the late record is still available, by size and by time.
+    let known = size_before.to_string();
+    let mut by_size = as_of.to_vec();
+    by_size.extend(["--known-at", &known]);
+    assert_eq!(holding(&ledger.state(&by_size), "acme", "US", "A100"), 0);
+    let mut by_time = as_of.to_vec();
+    by_time.extend(["--known-at", "2025-07-15"]);
+    let old = ledger.state(&by_time);
+    assert_eq!(holding(&old, "acme", "US", "A100"), 0);
+    assert_eq!(old["size"].as_u64(), Some(size_before));
+    let now = ledger.state(&as_of);
+    assert_eq!(now["size"].as_u64(), Some(size_before + 1));
+    assert_ne!(old["root"], now["root"]);
+    // As of a date before the late record's, nothing changed.
+    let early = ledger.state(&["--as-of", "2025-02-28", "--entity", "acme"]);
+    assert_eq!(holding(&early, "acme", "US", "A100"), 0);
+    ledger.run(&["verify"], None).expect(0);
+}
+
+/// Appends `setup`, then expects `event` to be refused with `code`, naming `breaks`.
+fn refused_because_it_breaks(setup: &str, event: &str, code: &str, breaks: &str) {
+    let ledger = TestLedger::with(&format!("{BASE}{setup}"));
+    let before = ledger.size_and_root();
+    let run = ledger
+        .run(&["--format", "json", "append", "-"], Some(event))
+        .expect(1);
+    let value = run.json();
+    assert_eq!(value["code"], code, "{value}");
+    assert_eq!(value["breaks"], breaks, "{value}");
+    let message = value["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("would make the recorded")) && message.contains(breaks),
+        "{message}"
+    );
+    assert_eq!(ledger.size_and_root(), before);
+    ledger.run(&["verify"], None).expect(0);
+}
+
+#[test]
+fn a_late_record_that_would_break_a_later_event_is_refused_naming_it() {
+    refused_because_it_breaks(
+        HOLDINGS,
+        r#"{"type":"decommission","id":"D-late","effective":"2025-03-01","entity":"acme","chip":"H100","quantity":50,"country":"US"}"#,
+        "INSUFFICIENT_HOLDINGS",
+        "T-1",
+    );
+    // A licence backdated into MY's allocation pushes a later licence over the cap.
+    refused_because_it_breaks(
+        r#"{"type":"shipment","id":"S-a","effective":"2025-05-01","exporter":"nvidia","consignee":"my-dc","country":"MY","chip":"H100","quantity":30000}
+{"type":"shipment","id":"S-b","effective":"2025-09-01","exporter":"nvidia","consignee":"my-dc","country":"MY","chip":"H100","quantity":19000}
+"#,
+        r#"{"type":"shipment","id":"S-late","effective":"2025-03-01","exporter":"nvidia","consignee":"my-dc","country":"MY","chip":"H100","quantity":2000,"basis":"license"}"#,
+        "COUNTRY_ALLOCATION_EXCEEDED",
+        "S-b",
+    );
+    // A revoke backdated before a shipment made under the VEU.
+    refused_because_it_breaks(
+        r#"{"type":"inventory","id":"I-us","effective":"2025-01-20","entity":"acme","chip":"H100","quantity":100000,"country":"US"}
+{"type":"veu_grant","id":"G-1","effective":"2025-02-01","veu":"V-1","entity":"acme","scope":"universal"}
+{"type":"shipment","id":"S-u","effective":"2025-06-01","exporter":"nvidia","consignee":"acme","country":"MY","chip":"H100","quantity":2000}
+"#,
+        r#"{"type":"veu_revoke","id":"R-late","effective":"2025-04-01","veu":"V-1"}"#,
+        "BASIS_NOT_APPLICABLE",
+        "S-u",
+    );
+    // A tier change backdated under a shipment.
+    refused_because_it_breaks(
+        r#"{"type":"shipment","id":"S-in","effective":"2025-06-01","exporter":"nvidia","consignee":"in-dc","country":"IN","chip":"H100","quantity":100}
+"#,
+        r#"{"type":"tier_change","id":"TC-late","effective":"2025-05-01","country":"IN","tier":3}"#,
+        "TIER3_DESTINATION",
+        "S-in",
+    );
+}
+
+#[test]
+fn a_void_that_would_break_a_later_event_is_refused_naming_it() {
+    refused_because_it_breaks(
+        HOLDINGS,
+        r#"{"type":"void","id":"X-1","effective":"2025-07-01","target":"I-1","reason":"baseline was wrong"}"#,
+        "INSUFFICIENT_HOLDINGS",
+        "T-1",
+    );
+}
+
+#[test]
+fn a_void_removes_its_target_from_every_as_of_answer_but_not_from_what_was_known() {
+    let ledger = TestLedger::with(&format!("{BASE}{HOLDINGS}"));
+    let (size_before, _) = ledger.size_and_root();
+    ledger
+        .run(&["append", "-"], Some(r#"{"type":"void","id":"X-1","effective":"2025-07-01","target":"T-1","reason":"never happened"}"#))
+        .expect(0);
+    let after = ledger.state(&["--as-of", "2025-06-15", "--entity", "acme"]);
+    assert_eq!(holding(&after, "acme", "US", "H100"), 100);
+    assert_eq!(holding(&after, "acme", "FR", "H100"), 0);
+    let known = size_before.to_string();
+    let before = ledger.state(&[
+        "--as-of",
+        "2025-06-15",
+        "--entity",
+        "acme",
+        "--known-at",
+        &known,
+    ]);
+    assert_eq!(holding(&before, "acme", "US", "H100"), 20);
+    assert_eq!(holding(&before, "acme", "FR", "H100"), 80);
+    ledger.run(&["verify"], None).expect(0);
+}
+
+#[test]
+fn verify_reports_a_stored_outcome_that_a_replay_contradicts() {
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path().join("ledger");
+    let now = Instant::parse(common::NOW).unwrap();
+    let (mut ledger, _) = Ledger::create(&dir, Some("test.example/forged"), now).unwrap();
+    for line in BASE.lines() {
+        ledger
+            .submit(&parse_event(line).unwrap(), now)
+            .unwrap()
+            .unwrap();
+    }
+    // 1,000 H100 to IN fit the LPP; the forged record claims a licence and a different amount.
+    let shipment = parse_event(
+        r#"{"type":"shipment","id":"S-1","effective":"2025-03-01","exporter":"nvidia","consignee":"in-dc","country":"IN","chip":"H100","quantity":1000}"#,
+    )
+    .unwrap();
+    let forged = Outcome::Chips(chipledger::codec::ChipsOutcome {
+        unit_tpp: 15_831,
+        amount_tpp: 15_831_000,
+        controlled: true,
+        basis: Basis::License,
+        counts_allocation: true,
+    });
+    let record = ledger
+        .stage_unchecked(shipment.effective, shipment.event.clone(), forged, now)
+        .unwrap();
+    let seq = record.seq;
+    ledger
+        .submit(&parse_event(r#"{"type":"aia_certification","id":"C-1","effective":"2025-04-01","entity":"acme"}"#).unwrap(), now)
+        .unwrap()
+        .unwrap();
+    ledger.commit().unwrap();
+    drop(ledger);
+    let run = common::run_in(Some(&dir), &["verify"], None, &[]).expect(1);
+    assert!(
+        run.stderr.contains(&format!("record {seq}:")),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("stored outcome differs"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("stored basis license") && run.stderr.contains("replayed basis lpp"),
+        "{}",
+        run.stderr
+    );
+}
+
+// ---- the snapshot and as-of path equals a full replay ------------------------------------
+
+/// A world small enough that random events often interact.
+const WORLD: &str = r#"{"type":"entity","id":"E-1","effective":"2025-01-13","entity":"us-a","name":"US A","hq":"US"}
+{"type":"entity","id":"E-2","effective":"2025-01-13","entity":"fr-b","name":"FR B","hq":"FR"}
+{"type":"entity","id":"E-3","effective":"2025-01-13","entity":"my-c","name":"MY C","hq":"MY"}
+{"type":"entity","id":"E-4","effective":"2025-01-13","entity":"in-d","name":"IN D","hq":"IN","parent":"fr-b"}
+{"type":"entity","id":"E-5","effective":"2025-01-13","entity":"ae-e","name":"AE E","hq":"AE"}
+{"type":"chip_model","id":"M-1","effective":"2025-01-13","chip":"X1","tpp":1000000,"controlled":true}
+{"type":"inventory","id":"I-0","effective":"2025-01-13","entity":"us-a","chip":"X1","quantity":5000,"country":"US"}
+"#;
+
+const ENTITIES: [&str; 5] = ["us-a", "fr-b", "my-c", "in-d", "ae-e"];
+const COUNTRIES: [&str; 6] = ["US", "FR", "MY", "IN", "AE", "JP"];
+const CHIPS: [&str; 3] = ["X1", "H100", "H20"];
+
+#[derive(Clone, Debug)]
+enum Step {
+    Event {
+        kind: u8,
+        a: usize,
+        b: usize,
+        c: usize,
+        quantity: u64,
+        day: u32,
+    },
+    Commit,
+}
+
+fn date_of(day: u32) -> String {
+    let start = Date::parse("2025-01-13").unwrap();
+    let mut date = start;
+    for _ in 0..day {
+        date = date.next_day().unwrap();
+    }
+    date.to_string()
+}
+
+fn event_json(
+    index: usize,
+    kind: u8,
+    a: usize,
+    b: usize,
+    c: usize,
+    quantity: u64,
+    day: u32,
+) -> String {
+    let date = date_of(day);
+    let (entity, other) = (ENTITIES[a % 5], ENTITIES[b % 5]);
+    let (country, country2) = (COUNTRIES[b % 6], COUNTRIES[c % 6]);
+    let chip = CHIPS[c % 3];
+    match kind % 12 {
+        0 | 1 | 2 => format!(
+            r#"{{"type":"shipment","id":"S-{index}","effective":"{date}","exporter":"us-a","consignee":"{entity}","country":"{country}","chip":"{chip}","quantity":{quantity}}}"#
+        ),
+        3 => format!(
+            r#"{{"type":"inventory","id":"I-{index}","effective":"{date}","entity":"{entity}","chip":"{chip}","quantity":{quantity},"country":"{country}"}}"#
+        ),
+        4 | 5 => format!(
+            r#"{{"type":"transfer","id":"T-{index}","effective":"{date}","entity":"{entity}","from_country":"{country}","to_country":"{country2}","to_entity":"{other}","chip":"{chip}","quantity":{}}}"#,
+            quantity / 2 + 1
+        ),
+        6 => format!(
+            r#"{{"type":"decommission","id":"D-{index}","effective":"{date}","entity":"{entity}","chip":"{chip}","quantity":{},"country":"{country}"}}"#,
+            quantity / 3 + 1
+        ),
+        7 => format!(
+            r#"{{"type":"void","id":"X-{index}","effective":"{date}","target":"S-{}","reason":"correction"}}"#,
+            index.saturating_sub(1 + c % 6)
+        ),
+        8 => format!(
+            r#"{{"type":"veu_grant","id":"G-{index}","effective":"{date}","veu":"V-{index}","entity":"{entity}","scope":"national","country":"{country}"}}"#
+        ),
+        9 => format!(
+            r#"{{"type":"allocation_change","id":"A-{index}","effective":"{date}","country":"{country}","allocation_tpp":{}}}"#,
+            quantity * 5_000_000
+        ),
+        10 => format!(
+            r#"{{"type":"veu_revoke","id":"R-{index}","effective":"{date}","veu":"V-{}"}}"#,
+            index.saturating_sub(1 + c % 5)
+        ),
+        _ => format!(
+            r#"{{"type":"tier_change","id":"TC-{index}","effective":"{date}","country":"{country}","tier":{}}}"#,
+            1 + c % 3
+        ),
+    }
+}
+
+fn steps() -> impl Strategy<Value = Vec<Step>> {
+    let event = (
+        any::<u8>(),
+        0usize..5,
+        0usize..6,
+        0usize..6,
+        1u64..400,
+        0u32..1080,
+    )
+        .prop_map(|(kind, a, b, c, quantity, day)| Step::Event {
+            kind,
+            a,
+            b,
+            c,
+            quantity,
+            day,
+        });
+    let step = prop_oneof![8 => event, 1 => Just(Step::Commit)];
+    proptest::collection::vec(step, 10..60)
+}
+
+/// The reference: every record with seq < size and timeline date ≤ date, folded in timeline
+/// order from the genesis state, without snapshots, indexes or late lists.
+fn full_replay(reader: &Reader, date: Date, size: u64) -> State {
+    let mut records: Vec<Record> = Vec::new();
+    reader
+        .for_each(0, size, |_, record| {
+            records.push(record.clone());
+            Ok(())
+        })
+        .unwrap();
+    let mut state = State::from_genesis(&records[0]).unwrap();
+    let mut chosen: Vec<&Record> = records[1..]
+        .iter()
+        .filter(|record| TimelineKey::of(record).date <= date)
+        .collect();
+    chosen.sort_by_key(|record| TimelineKey::of(record));
+    for record in chosen {
+        state.apply(record).unwrap();
+    }
+    state
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_snapshot_path_equals_a_full_replay(steps in steps(), probes in proptest::collection::vec((0u32..1200, any::<prop::sample::Index>()), 12)) {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("ledger");
+        let now = Instant::parse("2028-01-01T00:00:00Z").unwrap();
+        // Snapshots every 3 records, so that every query crosses snapshots, tails and late records.
+        let (mut ledger, _) = Ledger::create_with(&dir, Some("test.example/property"), now, 3).unwrap();
+        for line in WORLD.lines() {
+            let admitted = ledger.submit(&parse_event(line).unwrap(), now).unwrap();
+            prop_assert!(matches!(admitted, Ok(Admitted::Recorded(_))));
+        }
+        ledger.commit().unwrap();
+        for (index, step) in steps.iter().enumerate() {
+            match step {
+                Step::Commit => { ledger.commit().unwrap(); }
+                Step::Event { kind, a, b, c, quantity, day } => {
+                    let line = event_json(index, *kind, *a, *b, *c, *quantity, *day);
+                    // Refused events are simply not recorded; the state must be as before.
+                    let _ = ledger.submit(&parse_event(&line).unwrap(), now).unwrap();
+                }
+            }
+        }
+        ledger.commit().unwrap();
+        let size = ledger.reader().size();
+        drop(ledger);
+        chipledger::audit::verify_store(&dir.join("store"), |_, _| {}).unwrap();
+        let reader = Reader::open(&dir).unwrap();
+        for (day, known) in probes {
+            let date = Date::parse(&date_of(day)).unwrap();
+            let known_size = 1 + known.index(size as usize) as u64;
+            let fast = reader.state_at(date, known_size).unwrap();
+            let slow = full_replay(&reader, date, known_size);
+            prop_assert_eq!(snapshot::encode(&fast), snapshot::encode(&slow), "as of {} known at {}", date, known_size);
+        }
+    }
+}
