@@ -85,7 +85,7 @@ fn refused_because_it_breaks(setup: &str, event: &str, code: &str, breaks: &str)
     assert_eq!(value["breaks"], breaks, "{value}");
     let message = value["message"].as_str().unwrap();
     assert!(
-        message.contains(&format!("would make the recorded")) && message.contains(breaks),
+        message.contains("would make the recorded") && message.contains(breaks),
         "{message}"
     );
     assert_eq!(ledger.size_and_root(), before);
@@ -267,7 +267,7 @@ fn event_json(
     let (country, country2) = (COUNTRIES[b % 6], COUNTRIES[c % 6]);
     let chip = CHIPS[c % 3];
     match kind % 12 {
-        0 | 1 | 2 => format!(
+        0..=2 => format!(
             r#"{{"type":"shipment","id":"S-{index}","effective":"{date}","exporter":"us-a","consignee":"{entity}","country":"{country}","chip":"{chip}","quantity":{quantity}}}"#
         ),
         3 => format!(
