@@ -28,6 +28,9 @@ pub struct Audit {
     pub late_records: u64,
     pub voids: u64,
     pub seconds: f64,
+    /// The root of the first `root_at` records, when asked for (to check a checkpoint).
+    #[serde(skip)]
+    pub root_at: Option<(u64, [u8; 32])>,
 }
 
 fn failed(failure: Failure) -> Error {
@@ -60,7 +63,11 @@ impl RecordSource for StoreSource<'_> {
 }
 
 /// Verifies the ledger in `store_dir` from its bytes up.
-pub fn verify_store(store_dir: &Path, mut progress: impl FnMut(u64, u64)) -> Result<Audit, Error> {
+pub fn verify_store(
+    store_dir: &Path,
+    want_root_at: Option<u64>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Audit, Error> {
     let started = std::time::Instant::now();
     let store = Store::open(store_dir)?;
     let head = store
@@ -69,6 +76,7 @@ pub fn verify_store(store_dir: &Path, mut progress: impl FnMut(u64, u64)) -> Res
     let source = StoreSource { store: &store };
     let mut replay = Replay::new();
     let mut voids = 0u64;
+    let mut root_at = None;
     for (expected_bundle, item) in (0u64..).zip(store.bundles_from(0)) {
         let (bundle_index, bytes) = item?;
         if bundle_index != expected_bundle {
@@ -99,6 +107,9 @@ pub fn verify_store(store_dir: &Path, mut progress: impl FnMut(u64, u64)) -> Res
             for tile in replay.take_completed_tiles() {
                 check_tile(&store, tile.level, tile.index, &tile.data)?;
             }
+            if want_root_at == Some(replay.size()) {
+                root_at = Some((replay.size(), replay.root()));
+            }
             if replay.size() % head.snapshot_interval == 0 {
                 check_snapshot(&store, &replay)?;
             }
@@ -113,6 +124,7 @@ pub fn verify_store(store_dir: &Path, mut progress: impl FnMut(u64, u64)) -> Res
         late_records: replay.late().len() as u64,
         voids,
         seconds: started.elapsed().as_secs_f64(),
+        root_at,
     })
 }
 
@@ -319,6 +331,7 @@ fn parse_export_line(line: &str) -> Result<(serde_json::Value, Vec<u8>), (Option
 /// Verifies an export file with no ledger at hand.
 pub fn verify_export(
     path: &Path,
+    want_root_at: Option<u64>,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<(Audit, Replay), Error> {
     let started = std::time::Instant::now();
@@ -336,6 +349,7 @@ pub fn verify_export(
     let mut line = String::new();
     let mut number = 0u64;
     let mut voids = 0u64;
+    let mut root_at = None;
     loop {
         line.clear();
         let read = (&mut reader)
@@ -374,6 +388,9 @@ pub fn verify_export(
             voids += 1;
         }
         replay.take_completed_tiles();
+        if want_root_at == Some(replay.size()) {
+            root_at = Some((replay.size(), replay.root()));
+        }
         offset += read as u64;
         if number % 4096 == 0 {
             progress(offset, total);
@@ -388,6 +405,7 @@ pub fn verify_export(
         late_records: replay.late().len() as u64,
         voids,
         seconds: started.elapsed().as_secs_f64(),
+        root_at,
     };
     Ok((audit, replay))
 }

@@ -31,6 +31,9 @@ pub const MAX_CHIP_TPP: u64 = 1_000_000_000;
 /// The largest country allocation an `allocation_change` may set.
 pub const MAX_ALLOCATION_TPP: u64 = 1_000_000_000_000_000_000;
 
+/// Ids of the ledger's own records (genesis, commitments) begin with this.
+pub const RESERVED_PREFIX: &str = "chipledger:";
+
 /// An event as submitted: its effective date and the event itself.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Submission {
@@ -353,6 +356,14 @@ impl<'a> Fields<'a> {
         }
 
         let id = self.id("id")?;
+        if id.as_str().starts_with(RESERVED_PREFIX) {
+            return Err(InputError::field(
+                "id",
+                format!(
+                    "ids beginning `{RESERVED_PREFIX}` are reserved for the ledger's own records"
+                ),
+            ));
+        }
         let effective = self.date("effective")?;
         let body = match event_type.as_str() {
             "entity" => Body::Entity(EntityEvent {

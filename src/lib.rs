@@ -13,6 +13,7 @@ pub mod keys;
 pub mod ledger;
 pub mod merkle;
 pub mod name;
+pub mod proof;
 pub mod rules;
 pub mod store;
 pub mod verify;

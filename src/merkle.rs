@@ -128,6 +128,49 @@ impl Tree {
     }
 }
 
+/// A whole tree in memory: for small trees built on the fly (a commitment's subject tree).
+#[derive(Default)]
+pub struct MemoryTree {
+    tree: Tree,
+    tiles: std::collections::HashMap<(u8, u64), Vec<u8>>,
+}
+
+impl MemoryTree {
+    pub fn from_leaves(leaves: impl IntoIterator<Item = [u8; 32]>) -> MemoryTree {
+        let mut memory = MemoryTree::default();
+        let mut completed = Vec::new();
+        for leaf in leaves {
+            memory.tree.push(leaf, &mut completed);
+            for tile in completed.drain(..) {
+                memory.tiles.insert((tile.level, tile.index), tile.data);
+            }
+        }
+        memory
+    }
+
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    pub fn root(&self) -> [u8; 32] {
+        self.tree.root()
+    }
+
+    /// The RFC 6962 inclusion proof of leaf `index`.
+    pub fn prove(&self, index: u64) -> Result<Vec<[u8; 32]>, String> {
+        let reader = self.tree.reader(self);
+        tlog_tiles::prove_record(self.tree.size(), index, &reader)
+            .map(|proof| proof.into_iter().map(|hash| hash.0).collect())
+            .map_err(|error| error.to_string())
+    }
+}
+
+impl TileSource for MemoryTree {
+    fn full_tile(&self, level: u8, index: u64) -> Result<Option<Vec<u8>>, String> {
+        Ok(self.tiles.get(&(level, index)).cloned())
+    }
+}
+
 /// How many hashes tree level `8 · level` has in a tree of `size` leaves.
 fn level_count(size: u64, level: u8) -> u64 {
     let shift = u32::from(TILE_HEIGHT) * u32::from(level);

@@ -131,6 +131,8 @@ pub struct Batch {
     pub head: Option<Head>,
     pub derived_puts: Vec<(Vec<u8>, Vec<u8>)>,
     pub derived_deletes: Vec<Vec<u8>>,
+    /// The latest signed checkpoint (a C2SP signed note), when this batch signs one.
+    pub checkpoint: Option<Vec<u8>>,
 }
 
 /// Named points between the steps of a commit where a test can make the process fail
@@ -273,6 +275,16 @@ impl Store {
             .map_err(|error| StoreError::Corrupt(format!("the head record {error}")))
     }
 
+    /// The latest checkpoint this ledger signed.
+    pub fn checkpoint(&self) -> Result<Option<String>, StoreError> {
+        match self.read(&self.meta, b"checkpoint")? {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8(bytes.to_vec())
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt("the stored checkpoint is not text".into())),
+        }
+    }
+
     pub fn bundle(&self, index: u64) -> Result<Option<Bytes>, StoreError> {
         self.read(&self.bundles, &index.to_be_bytes())
     }
@@ -399,6 +411,9 @@ impl Store {
                 }
                 if let Some(head) = &head {
                     meta.insert("head", head.as_slice())?;
+                }
+                if let Some(checkpoint) = &batch.checkpoint {
+                    meta.insert("checkpoint", checkpoint.as_slice())?;
                 }
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })

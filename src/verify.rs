@@ -335,6 +335,23 @@ impl Replay {
                 "its void target does not match the record it names",
             ));
         }
+        if let Body::Commitment(stored) = &record.event.body {
+            let state = self.state.as_ref().expect("genesis was replayed");
+            let leaves = crate::proof::commitment::leaves(state, &self.links);
+            let expected = crate::proof::commitment::event(seq, &leaves);
+            if *stored != expected {
+                return Err(fail(
+                    seq,
+                    format!(
+                        "the commitment differs from the replay ({} subjects and root {} stored, {} and {} replayed)",
+                        stored.subject_count,
+                        crate::view::base64(&stored.subjects_root),
+                        expected.subject_count,
+                        crate::view::base64(&expected.subjects_root)
+                    ),
+                ));
+            }
+        }
         let expected_links = self.links.link(record);
         if expected_links != record.links {
             return Err(fail(

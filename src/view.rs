@@ -2,7 +2,7 @@
 //! export format (FORMAT.md, "Export"). A record's view is a pure function of its bytes, which
 //! is what lets `verify --export` catch an edited readable field.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::codec::{Body, ChipsOutcome, Event, Outcome, Record, Ruleset, Scope, Subject, Tier};
 use crate::country::Country;
 use crate::date::Date;
+use crate::name::Id;
 use crate::rules::refusal::h100_equivalents;
 use crate::rules::{Facts, Refusal, State};
 
@@ -288,16 +289,16 @@ pub struct RatioView {
     pub tier1_share_bp: u64,
     pub tier1_share_min_bp: u64,
     /// TPP that could leave Tier 1 (or arrive outside it) before the minimum is reached.
-    pub tier1_margin_tpp: i128,
+    pub tier1_margin_tpp: i64,
     /// The non-Tier-1 country with the largest share, and that share.
     pub largest_other_country: Option<Country>,
     pub largest_other_share_bp: u64,
     pub country_share_max_bp: u64,
-    pub country_margin_tpp: i128,
+    pub country_margin_tpp: i64,
     /// Only for holders headquartered in the ruleset's home country (US).
     pub home_share_bp: Option<u64>,
     pub home_share_min_bp: Option<u64>,
-    pub home_margin_tpp: Option<i128>,
+    pub home_margin_tpp: Option<i64>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -360,8 +361,6 @@ pub fn state_view(
     let facts = &state.facts;
     let counters = &state.counters;
     let params = &facts.params;
-    let ruleset = &params.ruleset;
-    let h100 = |tpp: u64| h100_equivalents(tpp, params.h100_tpp());
 
     // Countries named by a counted event, a change, or a holding.
     let mut named: std::collections::BTreeSet<Country> = std::collections::BTreeSet::new();
@@ -385,143 +384,76 @@ pub fn state_view(
     );
     named.extend(counters.holdings.keys().map(|(_, country, _)| *country));
     named.extend(counters.weights.keys().map(|(_, country)| *country));
+    let countries = named
+        .into_iter()
+        .filter(|country| filter.country.is_none_or(|wanted| wanted == *country))
+        .map(|country| (country.to_string(), country_view(state, country, date)))
+        .collect();
 
-    let mut countries = BTreeMap::new();
-    for country in named {
-        if filter.country.is_some_and(|wanted| wanted != country) {
-            continue;
-        }
-        let tier = facts.tier(country, date);
-        let used = counters.allocation_used(country);
-        let installed = counters
-            .country_tpp
-            .get(&country)
-            .map_or(0, |tpp| tpp.installed);
-        let allocation = (tier == Tier::Two).then(|| facts.allocation(country, date));
-        let remaining = allocation.map(|allocation| allocation.saturating_sub(used));
-        countries.insert(
-            country.to_string(),
-            CountryView {
-                tier: tier.number(),
-                allocation_tpp: allocation,
-                allocation_used_tpp: used,
-                allocation_remaining_tpp: remaining,
-                installed_tpp: installed,
-                allocation_h100: allocation.map(h100),
-                allocation_used_h100: h100(used),
-                allocation_remaining_h100: remaining.map(h100),
-                installed_h100: h100(installed),
-            },
-        );
+    // Group the per-entity counters once, rather than scanning them for every entity.
+    let mut by_entity: HashMap<&Id, EntityParts> = HashMap::new();
+    for ((entity, country, chip), quantity) in &counters.holdings {
+        by_entity
+            .entry(entity)
+            .or_default()
+            .holdings
+            .push((*country, chip, *quantity));
     }
-
+    for ((entity, year), used) in &counters.lpp {
+        by_entity
+            .entry(entity)
+            .or_default()
+            .lpp
+            .push((*year, *used));
+    }
+    for ((entity, country), count) in &counters.weights {
+        by_entity
+            .entry(entity)
+            .or_default()
+            .weights
+            .push((*country, *count));
+    }
+    let empty = EntityParts::default();
     let mut entities = BTreeMap::new();
-    let mut veus = BTreeMap::new();
     let mut entity_ids: Vec<_> = facts.entities.keys().collect();
     entity_ids.sort();
     for id in entity_ids {
-        let Some(fact) = facts.entity_at(id, date) else {
-            continue;
-        };
         if filter.entity.as_ref().is_some_and(|wanted| wanted != id) {
             continue;
         }
-        let tpp = counters.entity(id).cloned().unwrap_or_default();
+        let parts = by_entity.get(id).unwrap_or(&empty);
         if let Some(country) = filter.country {
-            let holds_there = counters
-                .holdings
-                .keys()
-                .any(|(entity, c, _)| entity == id && *c == country);
-            if fact.hq != country && !holds_there {
+            let holds_there = parts.holdings.iter().any(|(c, _, _)| *c == country);
+            let based_there = facts
+                .entities
+                .get(id)
+                .is_some_and(|fact| fact.hq == country);
+            if !holds_there && !based_there {
                 continue;
             }
         }
-        let mut holdings: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        for ((entity, country, chip), quantity) in &counters.holdings {
-            if entity == id {
-                holdings
-                    .entry(country.to_string())
-                    .or_default()
-                    .insert(chip.to_string(), *quantity);
-            }
+        if let Some(view) = entity_view_from(state, id, date, parts) {
+            entities.insert(id.to_string(), view);
         }
-        let lpp_used_tpp: BTreeMap<String, u64> = counters
-            .lpp
-            .iter()
-            .filter(|((entity, _), used)| entity == id && **used > 0)
-            .map(|((_, year), used)| (year.to_string(), *used))
-            .collect();
-        let active: Vec<String> = facts
-            .active_veus(id, date)
-            .map(|(veu, _)| veu.to_string())
-            .collect();
-        let uveu_ratios = facts
-            .has_universal_veu(id, date)
-            .then(|| ratio_view(facts, &tpp, fact.hq, date));
-        let controlled_weights_hosted = counters
-            .weights
-            .iter()
-            .filter(|((entity, _), _)| entity == id)
-            .map(|((_, country), count)| (country.to_string(), *count))
-            .collect();
-        entities.insert(
-            id.to_string(),
-            EntityView {
-                name: fact.name.to_string(),
-                hq: fact.hq,
-                hq_tier: facts.hq_tier(id, date).number(),
-                parent: fact.parent.as_ref().map(|parent| parent.to_string()),
-                total_tpp: tpp.total,
-                total_h100: h100(tpp.total),
-                by_country_tpp: tpp
-                    .by_country
-                    .iter()
-                    .map(|(country, amount)| (country.to_string(), *amount))
-                    .collect(),
-                holdings,
-                lpp_used_tpp,
-                lpp_limit_tpp: ruleset.lpp_limit_tpp,
-                aia_received_tpp: counters.aia_received(id),
-                aia_threshold_tpp: ruleset.aia_threshold_tpp,
-                aia_certified: facts.certified_by(id, date),
-                veus: active,
-                uveu_ratios,
-                controlled_weights_hosted,
-            },
-        );
     }
+    let mut veus = BTreeMap::new();
     let mut veu_ids: Vec<_> = facts.veus.keys().collect();
     veu_ids.sort();
     for id in veu_ids {
-        let fact = &facts.veus[id];
-        if fact.granted > date {
-            continue;
-        }
+        let holder = &facts.veus[id].holder;
         if filter
             .entity
             .as_ref()
-            .is_some_and(|wanted| *wanted != fact.holder)
+            .is_some_and(|wanted| wanted != holder)
         {
             continue;
         }
-        if filter.country.is_some() && !entities.contains_key(fact.holder.as_str()) {
+        if filter.country.is_some() && !entities.contains_key(holder.as_str()) {
             continue;
         }
-        let (scope, country) = match fact.scope {
-            Scope::Universal => ("universal", None),
-            Scope::National(country) => ("national", Some(country)),
-        };
-        veus.insert(
-            id.to_string(),
-            VeuView {
-                entity: fact.holder.to_string(),
-                scope,
-                country,
-                granted: fact.granted,
-                revoked: fact.revoked.filter(|revoked| *revoked <= date),
-                active: facts.veu_active(fact, date),
-            },
-        );
+        if let Some(view) = veu_view(state, id, date) {
+            veus.insert(id.to_string(), view);
+        }
     }
     StateView {
         as_of: date,
@@ -534,6 +466,138 @@ pub fn state_view(
     }
 }
 
+/// One entity's counters, gathered from the state's maps.
+#[derive(Default)]
+struct EntityParts<'a> {
+    holdings: Vec<(Country, &'a Id, u64)>,
+    lpp: Vec<(u16, u64)>,
+    weights: Vec<(Country, u64)>,
+}
+
+/// A country's figures as of `date`.
+pub fn country_view(state: &State, country: Country, date: Date) -> CountryView {
+    let facts = &state.facts;
+    let counters = &state.counters;
+    let h100 = |tpp: u64| h100_equivalents(tpp, facts.params.h100_tpp());
+    let tier = facts.tier(country, date);
+    let used = counters.allocation_used(country);
+    let installed = counters
+        .country_tpp
+        .get(&country)
+        .map_or(0, |tpp| tpp.installed);
+    let allocation = (tier == Tier::Two).then(|| facts.allocation(country, date));
+    let remaining = allocation.map(|allocation| allocation.saturating_sub(used));
+    CountryView {
+        tier: tier.number(),
+        allocation_tpp: allocation,
+        allocation_used_tpp: used,
+        allocation_remaining_tpp: remaining,
+        installed_tpp: installed,
+        allocation_h100: allocation.map(h100),
+        allocation_used_h100: h100(used),
+        allocation_remaining_h100: remaining.map(h100),
+        installed_h100: h100(installed),
+    }
+}
+
+/// One entity's figures as of `date`, if it is registered by then.
+pub fn entity_view(state: &State, id: &Id, date: Date) -> Option<EntityView> {
+    let counters = &state.counters;
+    let mut parts = EntityParts::default();
+    for ((entity, country, chip), quantity) in &counters.holdings {
+        if entity == id {
+            parts.holdings.push((*country, chip, *quantity));
+        }
+    }
+    for ((entity, year), used) in &counters.lpp {
+        if entity == id {
+            parts.lpp.push((*year, *used));
+        }
+    }
+    for ((entity, country), count) in &counters.weights {
+        if entity == id {
+            parts.weights.push((*country, *count));
+        }
+    }
+    entity_view_from(state, id, date, &parts)
+}
+
+fn entity_view_from(
+    state: &State,
+    id: &Id,
+    date: Date,
+    parts: &EntityParts<'_>,
+) -> Option<EntityView> {
+    let facts = &state.facts;
+    let counters = &state.counters;
+    let ruleset = &facts.params.ruleset;
+    let h100 = |tpp: u64| h100_equivalents(tpp, facts.params.h100_tpp());
+    let fact = facts.entity_at(id, date)?;
+    let tpp = counters.entity(id).cloned().unwrap_or_default();
+    let mut holdings: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for (country, chip, quantity) in &parts.holdings {
+        holdings
+            .entry(country.to_string())
+            .or_default()
+            .insert(chip.to_string(), *quantity);
+    }
+    let uveu_ratios = facts
+        .has_universal_veu(id, date)
+        .then(|| ratio_view(facts, &tpp, fact.hq, date));
+    Some(EntityView {
+        name: fact.name.to_string(),
+        hq: fact.hq,
+        hq_tier: facts.hq_tier(id, date).number(),
+        parent: fact.parent.as_ref().map(|parent| parent.to_string()),
+        total_tpp: tpp.total,
+        total_h100: h100(tpp.total),
+        by_country_tpp: tpp
+            .by_country
+            .iter()
+            .map(|(country, amount)| (country.to_string(), *amount))
+            .collect(),
+        holdings,
+        lpp_used_tpp: parts
+            .lpp
+            .iter()
+            .filter(|(_, used)| *used > 0)
+            .map(|(year, used)| (year.to_string(), *used))
+            .collect(),
+        lpp_limit_tpp: ruleset.lpp_limit_tpp,
+        aia_received_tpp: counters.aia_received(id),
+        aia_threshold_tpp: ruleset.aia_threshold_tpp,
+        aia_certified: facts.certified_by(id, date),
+        veus: facts
+            .active_veus(id, date)
+            .map(|(veu, _)| veu.to_string())
+            .collect(),
+        uveu_ratios,
+        controlled_weights_hosted: parts
+            .weights
+            .iter()
+            .map(|(country, count)| (country.to_string(), *count))
+            .collect(),
+    })
+}
+
+/// A VEU as of `date`, if granted by then.
+pub fn veu_view(state: &State, id: &Id, date: Date) -> Option<VeuView> {
+    let facts = &state.facts;
+    let fact = facts.veus.get(id).filter(|fact| fact.granted <= date)?;
+    let (scope, country) = match fact.scope {
+        Scope::Universal => ("universal", None),
+        Scope::National(country) => ("national", Some(country)),
+    };
+    Some(VeuView {
+        entity: fact.holder.to_string(),
+        scope,
+        country,
+        granted: fact.granted,
+        revoked: fact.revoked.filter(|revoked| *revoked <= date),
+        active: facts.veu_active(fact, date),
+    })
+}
+
 fn ratio_view(
     facts: &Facts,
     tpp: &crate::rules::state::EntityTpp,
@@ -541,23 +605,29 @@ fn ratio_view(
     date: Date,
 ) -> RatioView {
     let ruleset = &facts.params.ruleset;
-    let total = tpp.total;
+    let total = i128::from(tpp.total);
     let tier_one: u64 = tpp
         .by_country
         .iter()
         .filter(|(country, _)| facts.tier(*country, date) == Tier::One)
         .map(|(_, amount)| amount)
         .sum();
-    let min = ruleset.uveu_tier_one_share_min;
-    let max = ruleset.uveu_country_share_max;
-    // Margin: how much TPP could arrive outside Tier 1 before 4·T1 ≥ 3·T fails:
-    // (d·T1 − n·T) / n.
-    let tier1_margin = if min.numerator == 0 {
-        i128::MAX
+    let (min, max, home_share) = (
+        ruleset.uveu_tier_one_share_min,
+        ruleset.uveu_country_share_max,
+        ruleset.uveu_home_share_min,
+    );
+    let n =
+        |ratio: crate::codec::Ratio| (i128::from(ratio.numerator), i128::from(ratio.denominator));
+    // Margins: how much TPP could still arrive outside Tier 1, in the largest other country,
+    // or outside the home country before the ratio fails (negative: it already fails).
+    let clamp =
+        |value: i128| i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX });
+    let (min_n, min_d) = n(min);
+    let tier1_margin = if min_n == 0 {
+        i64::MAX
     } else {
-        (i128::from(min.denominator) * i128::from(tier_one)
-            - i128::from(min.numerator) * i128::from(total))
-            / i128::from(min.numerator)
+        clamp((min_d * i128::from(tier_one) - min_n * total).div_euclid(min_n))
     };
     let largest = tpp
         .by_country
@@ -566,35 +636,31 @@ fn ratio_view(
         .max_by_key(|(_, amount)| *amount)
         .copied();
     let (largest_country, largest_amount) = largest.map_or((None, 0), |(c, a)| (Some(c), a));
-    // Margin: how much more could arrive in that country: (n·T − d·H) / (d − n).
-    let country_margin = if max.denominator > max.numerator {
-        (i128::from(max.numerator) * i128::from(total)
-            - i128::from(max.denominator) * i128::from(largest_amount))
-            / i128::from(max.denominator - max.numerator)
+    let (max_n, max_d) = n(max);
+    let country_margin = if max_d > max_n {
+        clamp((max_n * total - max_d * i128::from(largest_amount)).div_euclid(max_d - max_n))
     } else {
-        i128::MAX
+        i64::MAX
     };
     let home = ruleset.uveu_home_country;
-    let home_share = ruleset.uveu_home_share_min;
     let at_home = tpp.in_country(home);
     let is_home = hq == home;
+    let (home_n, home_d) = n(home_share);
     RatioView {
-        tier1_share_bp: basis_points(tier_one, total),
+        tier1_share_bp: basis_points(tier_one, tpp.total),
         tier1_share_min_bp: ratio_bp(min.numerator, min.denominator),
         tier1_margin_tpp: tier1_margin,
         largest_other_country: largest_country,
-        largest_other_share_bp: basis_points(largest_amount, total),
+        largest_other_share_bp: basis_points(largest_amount, tpp.total),
         country_share_max_bp: ratio_bp(max.numerator, max.denominator),
         country_margin_tpp: country_margin,
-        home_share_bp: is_home.then(|| basis_points(at_home, total)),
+        home_share_bp: is_home.then(|| basis_points(at_home, tpp.total)),
         home_share_min_bp: is_home.then(|| ratio_bp(home_share.numerator, home_share.denominator)),
         home_margin_tpp: is_home.then(|| {
-            if home_share.numerator == 0 {
-                i128::MAX
+            if home_n == 0 {
+                i64::MAX
             } else {
-                (i128::from(home_share.denominator) * i128::from(at_home)
-                    - i128::from(home_share.numerator) * i128::from(total))
-                    / i128::from(home_share.numerator)
+                clamp((home_d * i128::from(at_home) - home_n * total).div_euclid(home_n))
             }
         }),
     }

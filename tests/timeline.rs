@@ -374,7 +374,7 @@ proptest! {
         ledger.commit().unwrap();
         let size = ledger.reader().size();
         drop(ledger);
-        chipledger::audit::verify_store(&dir.join("store"), |_, _| {}).unwrap();
+        chipledger::audit::verify_store(&dir.join("store"), None, |_, _| {}).unwrap();
         let reader = Reader::open(&dir).unwrap();
         for (day, known) in probes {
             let date = Date::parse(&date_of(day)).unwrap();

@@ -2,6 +2,7 @@
 //! the man page are generated) and dispatch to the commands.
 
 pub mod output;
+pub mod proof;
 pub mod read;
 pub mod write;
 
@@ -148,6 +149,9 @@ pub enum Command {
         /// Only this country (and entities headquartered or holding there).
         #[arg(long)]
         country: Option<String>,
+        /// The answer as known at a signed checkpoint (its size and root).
+        #[arg(long, conflicts_with = "known_at")]
+        checkpoint: Option<PathBuf>,
     },
     /// Full audit: bytes, chain, Merkle root, every rule replayed; names the first bad record.
     #[command(
@@ -157,6 +161,13 @@ pub enum Command {
         /// Verify an export file instead of the ledger (no ledger needed).
         #[arg(long)]
         export: Option<PathBuf>,
+        /// Also check against a signed checkpoint: the same root at its size, so a truncated
+        /// or rewritten history is caught.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The verifier key for --checkpoint (text or file; default: the ledger's verifier.key).
+        #[arg(long)]
+        vkey: Option<String>,
     },
     /// The log as NDJSON, verifiable offline with `verify --export`.
     #[command(after_help = "Example:\n  chipledger export -o ledger.ndjson")]
@@ -168,12 +179,79 @@ pub enum Command {
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },
+    /// Sign a C2SP checkpoint of the log (after a commitment record) and print it.
+    #[command(after_help = "Example:\n  chipledger checkpoint -o checkpoint.txt")]
+    Checkpoint {
+        /// Also write it to this file.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// Proofs a third party checks with only the file and the verifier key.
+    #[command(subcommand)]
+    Prove(ProveCommand),
+    /// Verify any proof file (inclusion, consistency, compliance, checkpoint) offline.
+    #[command(
+        after_help = "Example:\n  chipledger verify-proof S-1.tlog-proof --vkey ledger/verifier.key"
+    )]
+    VerifyProof {
+        file: PathBuf,
+        /// The ledger's verifier key: the C2SP vkey text, or a file holding it.
+        #[arg(long)]
+        vkey: String,
+    },
     /// Build a realistic sample ledger, verify it, and print its state.
     #[command(after_help = "Example:\n  chipledger demo --dir ./demo-ledger")]
     Demo {
         /// Where to build it (default: a new directory under the system's temporary folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProveCommand {
+    /// A C2SP tlog-proof@v1 that a record is in the signed log (record bytes included).
+    #[command(after_help = "Example:\n  chipledger prove inclusion S-1 -o S-1.tlog-proof")]
+    Inclusion {
+        /// An event id or a sequence number.
+        target: String,
+        /// Prove against this signed checkpoint (default: the last one, or a new one).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// A proof that a newer checkpoint extends an older one.
+    #[command(
+        after_help = "Example:\n  chipledger prove consistency --old checkpoint-2025.txt -o consistency.json"
+    )]
+    Consistency {
+        #[arg(long)]
+        old: PathBuf,
+        /// The newer checkpoint (default: the last one signed, or a new one).
+        #[arg(long)]
+        new: Option<PathBuf>,
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
+    /// A bundle proving a company's or a country's figures complete and correct.
+    #[command(
+        after_help = "Examples:\n  chipledger prove compliance --entity acme --as-of 2026-06-30 -o acme.json\n  \
+        chipledger prove compliance --country MY -o my.json"
+    )]
+    Compliance {
+        #[arg(long, conflicts_with = "country", required_unless_present = "country")]
+        entity: Option<String>,
+        #[arg(long)]
+        country: Option<String>,
+        /// The date of the figures (default: today).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// A signed checkpoint ending with a commitment (default: a new one).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
     },
 }
 
@@ -248,14 +326,63 @@ pub fn run(cli: Cli) -> Result<(), Error> {
             known_at,
             entity,
             country,
+            checkpoint,
         } => read::state(
             &context,
-            as_of.as_deref(),
-            known_at.as_deref(),
-            entity.as_deref(),
-            country.as_deref(),
+            read::StateQuery {
+                as_of: as_of.as_deref(),
+                known_at: known_at.as_deref(),
+                entity: entity.as_deref(),
+                country: country.as_deref(),
+                checkpoint: checkpoint.as_deref(),
+            },
         ),
-        Command::Verify { export } => read::verify(&context, export.as_deref()),
+        Command::Verify {
+            export,
+            checkpoint,
+            vkey,
+        } => read::verify(
+            &context,
+            export.as_deref(),
+            checkpoint.as_deref(),
+            vkey.as_deref(),
+        ),
+        Command::Checkpoint { output } => proof::sign(&context, output.as_deref()),
+        Command::Prove(ProveCommand::Inclusion {
+            target,
+            checkpoint,
+            output,
+        }) => proof::inclusion(&context, &target, checkpoint.as_deref(), output.as_deref()),
+        Command::Prove(ProveCommand::Consistency { old, new, output }) => {
+            proof::consistency(&context, &old, new.as_deref(), output.as_deref())
+        }
+        Command::Prove(ProveCommand::Compliance {
+            entity,
+            country,
+            as_of,
+            checkpoint,
+            output,
+        }) => {
+            let subject = match (entity, country) {
+                (Some(entity), _) => crate::codec::Subject::Entity(
+                    crate::name::Id::parse(&entity)
+                        .map_err(|message| Error::Usage(format!("--entity: {message}")))?,
+                ),
+                (None, Some(country)) => crate::codec::Subject::Country(
+                    crate::country::Country::parse(&country)
+                        .map_err(|message| Error::Usage(format!("--country: {message}")))?,
+                ),
+                (None, None) => return Err(Error::Usage("give --entity or --country".into())),
+            };
+            proof::compliance(
+                &context,
+                subject,
+                as_of.as_deref(),
+                checkpoint.as_deref(),
+                &output,
+            )
+        }
+        Command::VerifyProof { file, vkey } => proof::verify_proof(&context, &file, &vkey),
         Command::Export { to, output } => read::export(&context, to, output.as_deref()),
         Command::Demo { dir } => write::demo(&context, dir.as_deref()),
     }

@@ -303,22 +303,36 @@ fn known_size(reader: &Reader, known_at: Option<&str>) -> Result<u64, Error> {
     }
 }
 
-pub fn state(
-    context: &Context,
-    as_of: Option<&str>,
-    known_at: Option<&str>,
-    entity: Option<&str>,
-    country: Option<&str>,
-) -> Result<(), Error> {
+pub struct StateQuery<'a> {
+    pub as_of: Option<&'a str>,
+    pub known_at: Option<&'a str>,
+    pub entity: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub checkpoint: Option<&'a Path>,
+}
+
+pub fn state(context: &Context, query: StateQuery<'_>) -> Result<(), Error> {
     let reader = Reader::open(&context.ledger)?;
-    let date = match as_of {
+    let date = match query.as_of {
         Some(text) => parse_date("--as-of", text)?,
         None => Date::of_instant(context.now),
     };
-    let size = known_size(&reader, known_at)?;
+    let size = match query.checkpoint {
+        // The answer as known at the checkpoint: its size, and only if the ledger still has its root.
+        Some(path) => {
+            let vkey = reader.verifier_key()?;
+            let records = reader.size();
+            let roots = |size: u64| reader.root_at(size).map(Some);
+            super::proof::check_against(path, &vkey, &roots, records)?.size
+        }
+        None => known_size(&reader, query.known_at)?,
+    };
     let filter = Filter {
-        entity: entity.map(|e| parse_id("--entity", e)).transpose()?,
-        country: country.map(|c| parse_country("--country", c)).transpose()?,
+        entity: query.entity.map(|e| parse_id("--entity", e)).transpose()?,
+        country: query
+            .country
+            .map(|c| parse_country("--country", c))
+            .transpose()?,
     };
     let state = reader.state_at(date, size)?;
     let root = reader.root_at(size)?;
@@ -558,7 +572,29 @@ pub fn export(context: &Context, to: Option<u64>, output_path: Option<&Path>) ->
     Ok(())
 }
 
-pub fn verify(context: &Context, export: Option<&Path>) -> Result<(), Error> {
+pub fn verify(
+    context: &Context,
+    export: Option<&Path>,
+    checkpoint: Option<&Path>,
+    vkey: Option<&str>,
+) -> Result<(), Error> {
+    let vkey = match (checkpoint, vkey) {
+        (None, _) => None,
+        (Some(_), Some(vkey)) => Some(crate::proof::load_vkey(vkey)?),
+        (Some(_), None) => {
+            let path = crate::ledger::Paths::new(&context.ledger).verifier_key();
+            Some(crate::proof::load_vkey(path.to_str().unwrap_or(""))?)
+        }
+    };
+    let want_root_at = match (checkpoint, &vkey) {
+        (Some(path), Some(vkey)) => {
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                Error::Usage(format!("cannot read {}: {error}", path.display()))
+            })?;
+            Some(crate::proof::checkpoint::verify(&text, vkey)?.size)
+        }
+        _ => None,
+    };
     let bar = (!context.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -575,16 +611,29 @@ pub fn verify(context: &Context, export: Option<&Path>) -> Result<(), Error> {
         }
     };
     let result = match export {
-        Some(path) => audit::verify_export(path, progress).map(|(audit, _)| audit),
+        Some(path) => audit::verify_export(path, want_root_at, progress).map(|(audit, _)| audit),
         None => {
             let paths = crate::ledger::Paths::new(&context.ledger);
-            audit::verify_store(&paths.store(), progress)
+            audit::verify_store(&paths.store(), want_root_at, progress)
         }
     };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     let audit = result?;
+    if let (Some(path), Some(vkey)) = (checkpoint, &vkey) {
+        let root_at = audit.root_at;
+        let roots = move |_: u64| Ok(root_at.map(|(_, root)| root));
+        let checked = super::proof::check_against(path, vkey, &roots, audit.records)?;
+        output::note(
+            context.quiet || context.format == Format::Json,
+            &format!(
+                "the first {} records match the signed checkpoint (root {})",
+                checked.size,
+                view::base64(&checked.root)
+            ),
+        );
+    }
     match context.format {
         Format::Json => output::json(&json!({"status": "verified", "audit": audit})),
         Format::Table => {

@@ -63,6 +63,9 @@ pub enum Subject {
     Country(Country),
     Veu(Id),
     Chip(Id),
+    /// Every tier change, whatever the country: tiers decide rules everywhere, so a
+    /// compliance proof includes this list and proves it complete.
+    Tiers,
 }
 
 impl fmt::Display for Subject {
@@ -72,6 +75,7 @@ impl fmt::Display for Subject {
             Subject::Country(country) => write!(f, "country:{country}"),
             Subject::Veu(id) => write!(f, "veu:{id}"),
             Subject::Chip(id) => write!(f, "chip:{id}"),
+            Subject::Tiers => f.write_str("tiers"),
         }
     }
 }
@@ -79,6 +83,9 @@ impl fmt::Display for Subject {
 impl Subject {
     /// Parses the `kind:id` form of [`Subject`]'s `Display`.
     pub fn parse(text: &str) -> Result<Subject, String> {
+        if text == "tiers" {
+            return Ok(Subject::Tiers);
+        }
         let (kind, rest) = text.split_once(':').ok_or_else(|| {
             format!("`{text}` is not a subject such as entity:acme or country:MY")
         })?;
@@ -116,12 +123,12 @@ impl Record {
 }
 
 fn body_subjects(body: &Body) -> Vec<Subject> {
-    use Subject::{Chip, Country as C, Entity, Veu};
+    use Subject::{Chip, Country as C, Entity, Tiers, Veu};
     match body {
         Body::Genesis(_) | Body::Commitment(_) | Body::Void(_) => vec![],
         Body::Entity(event) => vec![Entity(event.entity.clone())],
         Body::ChipModel(event) => vec![Chip(event.chip.clone())],
-        Body::TierChange(event) => vec![C(event.country)],
+        Body::TierChange(event) => vec![C(event.country), Tiers],
         Body::AllocationChange(event) => vec![C(event.country)],
         Body::VeuGrant(event) => vec![Entity(event.entity.clone()), Veu(event.veu.clone())],
         // The holder is not in the event; `subjects` takes it from the revoke's outcome.

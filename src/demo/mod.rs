@@ -109,7 +109,7 @@ pub fn run(context: &Context, dir: Option<&Path>) -> Result<(), Error> {
     let built = build(&dir)?;
     let store_path = built.ledger.reader().paths().store();
     drop(built.ledger);
-    let audit = crate::audit::verify_store(&store_path, |_, _| {})?;
+    let audit = crate::audit::verify_store(&store_path, None, |_, _| {})?;
     let reader = crate::ledger::Reader::open(&dir)?;
     let h100_tpp = reader.params().h100_tpp();
     let end = Date::parse("2027-12-31").expect("valid date");

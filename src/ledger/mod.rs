@@ -28,6 +28,14 @@ use index::{
 use reader::PrefixSnapshot;
 pub use reader::{Links, Paths, Reader};
 
+/// The id of the genesis record; ids beginning `chipledger:` are the ledger's own.
+pub const GENESIS_ID: &str = "chipledger:genesis";
+
+/// The id of the commitment record written when the log has `size` records.
+pub fn commitment_id(size: u64) -> Id {
+    Id::parse(&format!("chipledger:commitment:{size}")).expect("valid id")
+}
+
 /// What became of a submitted event.
 #[derive(Clone, Debug)]
 pub enum Admitted {
@@ -148,7 +156,7 @@ impl Ledger {
             prev_chain: [0; 32],
             links: vec![],
             event: Event {
-                id: Id::parse("genesis").expect("valid id"),
+                id: Id::parse(GENESIS_ID).expect("valid id"),
                 body: Body::Genesis(Box::new(Genesis {
                     origin: Text::parse(&origin).map_err(Error::Usage)?,
                     ruleset: rules::builtin::ruleset(),
@@ -402,6 +410,69 @@ impl Ledger {
             .map(|record| Ok(Admitted::Recorded(Box::new(record))))
     }
 
+    /// Signs a checkpoint of the log, after appending a commitment record to it (FORMAT.md,
+    /// "Commitment"). If the last record already is a commitment with a signed checkpoint, that
+    /// checkpoint is returned again: nothing happened since.
+    ///
+    /// The ledger never signs two checkpoints that disagree: the log's prefix at the size of the
+    /// last signed checkpoint must still have that checkpoint's root.
+    pub fn sign_checkpoint(
+        &mut self,
+        now: Instant,
+    ) -> Result<crate::proof::checkpoint::Verified, Error> {
+        use crate::proof::{checkpoint, commitment};
+        if self.pending.is_some() {
+            self.commit()?;
+        }
+        let vkey = self.reader.verifier_key()?;
+        let last = match self.reader.last_checkpoint()? {
+            Some(note) => Some(checkpoint::verify(&note, &vkey).map_err(|error| {
+                corrupt(format!(
+                    "the last signed checkpoint does not verify: {error}"
+                ))
+            })?),
+            None => None,
+        };
+        if let Some(last) = &last {
+            if last.size > self.working.size {
+                return Err(corrupt(format!(
+                    "the log has {} records but a checkpoint of {} was signed: it was rolled back",
+                    self.working.size, last.size
+                )));
+            }
+            if self.reader.root_at(last.size)? != last.root {
+                return Err(corrupt(format!(
+                    "the log's first {} records no longer have the root of the checkpoint signed for them",
+                    last.size
+                )));
+            }
+            let head = self.reader.record(self.working.size - 1)?;
+            if last.size == self.working.size && matches!(head.event.body, Body::Commitment(_)) {
+                return Ok(last.clone());
+            }
+        }
+        let signer = crate::keys::read_secret(&self.reader.paths().signing_key())?;
+        let size = self.working.size;
+        let leaves = commitment::leaves(&self.state, &self.links);
+        let event = Event {
+            id: commitment_id(size),
+            body: Body::Commitment(commitment::event(size, &leaves)),
+        };
+        self.begin();
+        let max_date = self.working.max_date;
+        let record = self.stage_unchecked(max_date, event, Outcome::None, now)?;
+        let signed = checkpoint::sign(
+            &signer,
+            self.reader.origin(),
+            record.seq + 1,
+            self.tree.root(),
+        )?;
+        let mut batch = self.batch();
+        batch.checkpoint = Some(signed.note.clone().into_bytes());
+        self.commit_batch(batch)?;
+        Ok(signed)
+    }
+
     /// Stages a record with the given outcome *without deciding it*: the rules are not asked.
     ///
     /// Test-only: it exists so that tests can build a ledger whose stored outcomes a replay
@@ -544,17 +615,23 @@ impl Ledger {
             return Ok(0);
         }
         let batch = self.batch();
+        self.commit_batch(batch)?;
+        Ok(count)
+    }
+
+    /// Writes a batch built from the staged records and, on success, makes them committed.
+    fn commit_batch(&mut self, batch: Batch) -> Result<(), Error> {
         self.working.root = batch.head.as_ref().expect("a batch has a head").root;
         if let Err(error) = self.reader.store.commit(&batch) {
             self.rollback()?;
             return Err(Error::Store(error));
         }
-        let pending = self.pending.take().expect("checked above");
+        let pending = self.pending.take().expect("a batch is open");
         let first_bundle = pending.records[0].seq / BUNDLE_RECORDS;
         self.reader.invalidate_from(first_bundle);
         self.reader.head = self.working.clone();
         self.reader.positions.clone_from(&self.positions);
-        Ok(count)
+        Ok(())
     }
 
     fn batch(&self) -> Batch {

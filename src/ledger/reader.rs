@@ -457,6 +457,45 @@ impl Reader {
         Ok(state)
     }
 
+    /// The RFC 6962 inclusion proof of record `seq` in the tree of the first `size` records.
+    pub fn prove_record(&self, seq: u64, size: u64) -> Result<Vec<[u8; 32]>, Error> {
+        let tree = self.tree_at(size)?;
+        let reader = tree.reader(self);
+        tlog_tiles::prove_record(size, seq, &reader)
+            .map(|proof| proof.into_iter().map(|hash| hash.0).collect())
+            .map_err(|error| {
+                corrupt(format!(
+                    "cannot prove record {seq} in {size} records: {error}"
+                ))
+            })
+    }
+
+    /// The RFC 6962 consistency proof from the first `old` records to the first `new`.
+    pub fn prove_tree(&self, old: u64, new: u64) -> Result<Vec<[u8; 32]>, Error> {
+        let tree = self.tree_at(new)?;
+        let reader = tree.reader(self);
+        tlog_tiles::prove_tree(new, old, &reader)
+            .map(|proof| proof.into_iter().map(|hash| hash.0).collect())
+            .map_err(|error| {
+                corrupt(format!(
+                    "cannot prove {old} records consistent with {new}: {error}"
+                ))
+            })
+    }
+
+    /// The latest checkpoint this ledger signed, if any.
+    pub fn last_checkpoint(&self) -> Result<Option<String>, Error> {
+        Ok(self.store.checkpoint()?)
+    }
+
+    /// The ledger's verifier key (C2SP vkey text).
+    pub fn verifier_key(&self) -> Result<String, Error> {
+        let path = self.paths.verifier_key();
+        std::fs::read_to_string(&path)
+            .map(|text| text.trim().to_string())
+            .map_err(|error| Error::Store(StoreError::Io(format!("{}: {error}", path.display()))))
+    }
+
     /// The Merkle root of the first `size` records.
     pub fn root_at(&self, size: u64) -> Result<[u8; 32], Error> {
         let size = size.min(self.head.size);

@@ -13,6 +13,7 @@ pub mod decide;
 pub mod refusal;
 pub mod snapshot;
 pub mod state;
+pub mod subject;
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -102,7 +103,7 @@ impl Affected {
             || record.subjects().iter().any(|subject| match subject {
                 Subject::Entity(entity) => self.entities.contains(entity),
                 Subject::Country(country) => self.countries.contains(country),
-                Subject::Veu(_) | Subject::Chip(_) => false,
+                Subject::Veu(_) | Subject::Chip(_) | Subject::Tiers => false,
             })
     }
 }

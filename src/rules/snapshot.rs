@@ -313,6 +313,7 @@ pub fn decode(bytes: &[u8], params: Arc<Params>) -> Result<State, CodecError> {
         aia,
         country_tpp,
         weights,
+        lenient: false,
     };
     Ok(State { facts, counters })
 }

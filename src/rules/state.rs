@@ -153,6 +153,10 @@ pub struct Counters {
     pub country_tpp: Map<Country, CountryTpp>,
     /// Hostings of controlled model weights by (entity, country).
     pub weights: Map<(Id, Country), u64>,
+    /// Saturate instead of refusing to go below zero: for folding only *some* of a log's
+    /// records (a compliance bundle), where the counters of subjects outside the bundle are
+    /// incomplete and may not be read. Never set for a whole log.
+    pub lenient: bool,
 }
 
 /// The state of a set of records: facts and counters.
@@ -508,6 +512,7 @@ impl Counters {
         outcome: &Outcome,
         sign: Sign,
     ) -> Result<(), FoldError> {
+        let lenient = self.lenient;
         match (&event.body, outcome) {
             (Body::Inventory(event), Outcome::Chips(chips)) => self.arrive(
                 &event.entity,
@@ -561,7 +566,7 @@ impl Counters {
                         .weights
                         .entry((event.entity.clone(), event.country))
                         .or_default();
-                    *count = adjust(*count, 1, sign, "controlled weights hostings")?;
+                    *count = adjust(lenient, *count, 1, sign, "controlled weights hostings")?;
                     if *count == 0 {
                         self.weights.remove(&(event.entity.clone(), event.country));
                     }
@@ -605,6 +610,7 @@ impl Counters {
         effective: Date,
         sign: Sign,
     ) -> Result<(), FoldError> {
+        let lenient = self.lenient;
         self.add_holding(entity, country, chip, quantity, sign)?;
         if !chips.controlled {
             return Ok(());
@@ -612,6 +618,7 @@ impl Counters {
         self.add_entity_tpp(entity, country, chips.amount_tpp, sign)?;
         let country_tpp = self.country_tpp.entry(country).or_default();
         country_tpp.installed = adjust(
+            lenient,
             country_tpp.installed,
             chips.amount_tpp,
             sign,
@@ -619,6 +626,7 @@ impl Counters {
         )?;
         if chips.counts_allocation {
             country_tpp.allocation_used = adjust(
+                lenient,
                 country_tpp.allocation_used,
                 chips.amount_tpp,
                 sign,
@@ -631,11 +639,11 @@ impl Counters {
                     .lpp
                     .entry((entity.clone(), effective.year()))
                     .or_default();
-                *used = adjust(*used, chips.amount_tpp, sign, "LPP use")?;
+                *used = adjust(lenient, *used, chips.amount_tpp, sign, "LPP use")?;
             }
             crate::codec::Basis::Aia => {
                 let received = self.aia.entry(entity.clone()).or_default();
-                *received = adjust(*received, chips.amount_tpp, sign, "AIA receipts")?;
+                *received = adjust(lenient, *received, chips.amount_tpp, sign, "AIA receipts")?;
             }
             _ => {}
         }
@@ -651,6 +659,7 @@ impl Counters {
         chips: &ChipsOutcome,
         sign: Sign,
     ) -> Result<(), FoldError> {
+        let lenient = self.lenient;
         let opposite = match sign {
             Sign::Add => Sign::Remove,
             Sign::Remove => Sign::Add,
@@ -660,6 +669,7 @@ impl Counters {
             self.add_entity_tpp(entity, country, chips.amount_tpp, opposite)?;
             let country_tpp = self.country_tpp.entry(country).or_default();
             country_tpp.installed = adjust(
+                lenient,
                 country_tpp.installed,
                 chips.amount_tpp,
                 opposite,
@@ -677,9 +687,10 @@ impl Counters {
         quantity: u64,
         sign: Sign,
     ) -> Result<(), FoldError> {
+        let lenient = self.lenient;
         let key = (entity.clone(), country, chip.clone());
         let held = self.holdings.get(&key).copied().unwrap_or(0);
-        let after = adjust(held, quantity, sign, "holdings").map_err(|_| {
+        let after = adjust(lenient, held, quantity, sign, "holdings").map_err(|_| {
             FoldError(format!(
                 "{entity} would hold fewer than zero {chip} in {country} ({held} held, {quantity} leave)"
             ))
@@ -699,11 +710,18 @@ impl Counters {
         amount: u64,
         sign: Sign,
     ) -> Result<(), FoldError> {
+        let lenient = self.lenient;
         let tpp = self.entity_tpp.entry(entity.clone()).or_default();
-        tpp.total = adjust(tpp.total, amount, sign, "controlled TPP")?;
+        tpp.total = adjust(lenient, tpp.total, amount, sign, "controlled TPP")?;
         match tpp.by_country.binary_search_by_key(&country, |(c, _)| *c) {
             Ok(index) => {
-                let after = adjust(tpp.by_country[index].1, amount, sign, "controlled TPP")?;
+                let after = adjust(
+                    lenient,
+                    tpp.by_country[index].1,
+                    amount,
+                    sign,
+                    "controlled TPP",
+                )?;
                 if after == 0 {
                     tpp.by_country.remove(index);
                 } else {
@@ -711,7 +729,7 @@ impl Counters {
                 }
             }
             Err(index) => {
-                let after = adjust(0, amount, sign, "controlled TPP")?;
+                let after = adjust(lenient, 0, amount, sign, "controlled TPP")?;
                 if after > 0 {
                     tpp.by_country.insert(index, (country, after));
                 }
@@ -724,7 +742,19 @@ impl Counters {
     }
 }
 
-fn adjust(value: u64, amount: u64, sign: Sign, what: &str) -> Result<u64, FoldError> {
+fn adjust(
+    lenient: bool,
+    value: u64,
+    amount: u64,
+    sign: Sign,
+    what: &str,
+) -> Result<u64, FoldError> {
+    if lenient {
+        return Ok(match sign {
+            Sign::Add => value.saturating_add(amount),
+            Sign::Remove => value.saturating_sub(amount),
+        });
+    }
     match sign {
         Sign::Add => value
             .checked_add(amount)
