@@ -91,14 +91,7 @@ pub fn verify_store(
                 bundle_index * BUNDLE_RECORDS
             ))
         })?;
-        if entries.len() as u64 != BUNDLE_RECORDS && (bundle_index + 1) * BUNDLE_RECORDS < head.size
-        {
-            return Err(store_failure(format!(
-                "record {}: entry bundle {bundle_index} holds {} records; a full bundle holds 256",
-                bundle_index * BUNDLE_RECORDS + entries.len() as u64,
-                entries.len()
-            )));
-        }
+        let count = entries.len() as u64;
         for entry in entries {
             let record = replay.push(entry, &source).map_err(failed)?;
             if matches!(record.event.body, codec::Body::Void(_)) {
@@ -113,6 +106,12 @@ pub fn verify_store(
             if replay.size() % head.snapshot_interval == 0 {
                 check_snapshot(&store, &replay)?;
             }
+        }
+        if count != BUNDLE_RECORDS && (bundle_index + 1) * BUNDLE_RECORDS < head.size {
+            return Err(store_failure(format!(
+                "record {}: entry bundle {bundle_index} holds {count} records; a full bundle holds 256",
+                bundle_index * BUNDLE_RECORDS + count,
+            )));
         }
         progress(replay.size(), head.size);
     }

@@ -202,7 +202,7 @@ impl<'de> de::Deserialize<'de> for RawObject<'de> {
                     repeated: Vec::new(),
                 };
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match FIELDS[..FIELD_COUNT].iter().position(|name| *name == key) {
+                    match field_index(&key) {
                         Some(index) => {
                             let value = map.next_value::<Scalar<'de>>()?;
                             if object.values[index].replace(value).is_some() {
@@ -224,8 +224,8 @@ impl<'de> de::Deserialize<'de> for RawObject<'de> {
     }
 }
 
-/// The fields of each event type: required first, then optional.
-fn fields_of(event_type: &str) -> (&'static [&'static str], &'static [&'static str]) {
+/// The fields of each event type besides `type`, `id` and `effective`: required, then optional.
+pub fn fields_of(event_type: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match event_type {
         "entity" => (&["entity", "name", "hq"], &["parent"]),
         "chip_model" => (&["chip", "tpp", "controlled"], &[]),
@@ -589,10 +589,45 @@ impl<'a> Fields<'a> {
 }
 
 fn index_of(name: &str) -> usize {
-    FIELDS[..FIELD_COUNT]
-        .iter()
-        .position(|field| *field == name)
-        .expect("field names used by the parser are in FIELDS")
+    field_index(name).expect("field names used by the parser are in FIELDS")
+}
+
+/// The position of a field name in [`FIELDS`], by a `match` the compiler turns into a few
+/// comparisons (this runs for every key of every event).
+fn field_index(name: &str) -> Option<usize> {
+    let index = match name {
+        "type" => 0,
+        "id" => 1,
+        "effective" => 2,
+        "entity" => 3,
+        "name" => 4,
+        "hq" => 5,
+        "parent" => 6,
+        "chip" => 7,
+        "tpp" => 8,
+        "controlled" => 9,
+        "country" => 10,
+        "tier" => 11,
+        "allocation_tpp" => 12,
+        "veu" => 13,
+        "scope" => 14,
+        "exporter" => 15,
+        "consignee" => 16,
+        "quantity" => 17,
+        "basis" => 18,
+        "from_country" => 19,
+        "to_country" => 20,
+        "to_entity" => 21,
+        "model" => 22,
+        "training_ops" => 23,
+        "open_weights" => 24,
+        "secured" => 25,
+        "target" => 26,
+        "reason" => 27,
+        _ => return None,
+    };
+    debug_assert_eq!(FIELDS[index], name);
+    Some(index)
 }
 
 /// Parses "300000000000000000000000000", "3e26", "3E26" or "2.5e25" exactly.
@@ -751,6 +786,14 @@ mod tests {
 
     fn refused(json: &str) -> InputError {
         parse_event(json).expect_err(json)
+    }
+
+    #[test]
+    fn every_field_name_has_its_index() {
+        for (index, name) in FIELDS[..FIELD_COUNT].iter().enumerate() {
+            assert_eq!(field_index(name), Some(index), "{name}");
+        }
+        assert_eq!(field_index("colour"), None);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod merkle;
 pub mod name;
 pub mod proof;
 pub mod rules;
+pub mod schema;
 pub mod store;
 pub mod verify;
 pub mod view;

@@ -197,67 +197,143 @@ pub fn outcome_json(outcome: &Outcome) -> Value {
     }
 }
 
-/// Everything a record says, readable. Export lines add the bytes and the chain hash.
+/// One back-link of a record.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct LinkView {
+    /// `entity:<id>`, `country:<code>`, `veu:<id>`, `chip:<model>` or `tiers`.
+    pub subject: String,
+    /// The subject's previous record, or null for its first.
+    pub previous: Option<u64>,
+}
+
+/// Everything a record says, readable: the shape of `log --format json`, `show --format json`
+/// and, with `chain` and `record`, of each export line.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(title = "chipledger export line")]
+pub struct ExportLine {
+    pub seq: u64,
+    pub recorded_at: crate::date::Instant,
+    pub effective: Date,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: Id,
+    /// The event in its input form (input-event.schema.json; also `genesis` and `commitment`,
+    /// the ledger's own records).
+    pub event: Value,
+    /// What the rules resolved (FORMAT.md section 2.2): `basis`, `unit_tpp`, `amount_tpp`,
+    /// `controlled`, `counts_allocation` for chips; `controlled`, `authority` for weights; the
+    /// target for a void; the holder for a revoke; empty otherwise.
+    pub outcome: Value,
+    pub links: Vec<LinkView>,
+    /// Hex of the previous record's chain hash.
+    pub prev_chain: String,
+    /// Hex of this record's chain hash (export lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// base64 of the record's canonical bytes, the authoritative part (export lines).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+}
+
+fn record_view(record: &Record) -> ExportLine {
+    ExportLine {
+        seq: record.seq,
+        recorded_at: record.recorded_at,
+        effective: record.effective,
+        kind: record.event.body.type_name().to_string(),
+        id: record.event.id.clone(),
+        event: event_json(record.effective, &record.event),
+        outcome: outcome_json(&record.outcome),
+        links: record
+            .subjects()
+            .iter()
+            .zip(&record.links)
+            .map(|(subject, previous)| LinkView {
+                subject: subject.to_string(),
+                previous: *previous,
+            })
+            .collect(),
+        prev_chain: hex(&record.prev_chain),
+        chain: None,
+        record: None,
+    }
+}
+
+/// Everything a record says, readable.
 pub fn record_json(record: &Record) -> Value {
-    let links: Vec<Value> = record
-        .subjects()
-        .iter()
-        .zip(&record.links)
-        .map(|(subject, previous)| json!({"subject": subject.to_string(), "previous": previous}))
-        .collect();
-    json!({
-        "seq": record.seq,
-        "recorded_at": record.recorded_at,
-        "effective": record.effective,
-        "type": record.event.body.type_name(),
-        "id": record.event.id,
-        "event": event_json(record.effective, &record.event),
-        "outcome": outcome_json(&record.outcome),
-        "links": links,
-        "prev_chain": hex(&record.prev_chain),
-    })
+    serde_json::to_value(record_view(record)).expect("views serialize")
 }
 
 /// One line of an export: the record's view, its canonical bytes and its chain hash.
 pub fn export_line(record: &Record, bytes: &[u8]) -> Value {
-    let mut line = record_json(record);
-    let object = line.as_object_mut().expect("record_json returns an object");
-    object.insert("chain".into(), json!(hex(&crate::codec::chain_hash(bytes))));
-    object.insert("record".into(), json!(base64(bytes)));
-    line
+    let mut line = record_view(record);
+    line.chain = Some(hex(&crate::codec::chain_hash(bytes)));
+    line.record = Some(base64(bytes));
+    serde_json::to_value(line).expect("views serialize")
+}
+
+/// The figures of a quantitative refusal, in TPP and H100 equivalents.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+pub struct FiguresView {
+    pub before_tpp: u64,
+    pub after_tpp: u64,
+    pub limit_tpp: u64,
+    pub excess_tpp: u64,
+    pub before_h100: u64,
+    pub after_h100: u64,
+    pub limit_h100: u64,
+    pub excess_h100: u64,
+}
+
+/// A refusal: blueprint section 2's shape, with the figures and the broken event.
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(title = "chipledger refusal")]
+pub struct RefusalView {
+    /// Always `refused`.
+    pub status: &'static str,
+    pub event_id: Id,
+    /// A code of framework.md section 11.
+    pub code: String,
+    pub message: String,
+    /// The input line, when the event came from a file or standard input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub figures: Option<FiguresView>,
+    /// For a late record or void: the recorded event it would break.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaks: Option<Id>,
 }
 
 /// The refusal shape of blueprint section 2, with the figures and the broken event.
 pub fn refusal_json(refusal: &Refusal, h100_tpp: u64, line: Option<u64>) -> Value {
-    let mut object = json!({
-        "status": "refused",
-        "event_id": refusal.event_id,
-        "code": refusal.code,
-        "message": refusal.message,
-    });
-    let fields = object.as_object_mut().expect("an object");
-    if let Some(line) = line {
-        fields.insert("line".into(), json!(line));
+    serde_json::to_value(refusal_view(refusal, h100_tpp, line)).expect("views serialize")
+}
+
+pub fn refusal_view(refusal: &Refusal, h100_tpp: u64, line: Option<u64>) -> RefusalView {
+    let h100 = |tpp: u64| h100_equivalents(tpp, h100_tpp);
+    RefusalView {
+        status: "refused",
+        event_id: refusal.event_id.clone(),
+        code: refusal.code.as_str().to_string(),
+        message: refusal.message.clone(),
+        line,
+        place: None,
+        figures: refusal.figures.map(|figures| FiguresView {
+            before_tpp: figures.before_tpp,
+            after_tpp: figures.after_tpp,
+            limit_tpp: figures.limit_tpp,
+            excess_tpp: figures.excess_tpp,
+            before_h100: h100(figures.before_tpp),
+            after_h100: h100(figures.after_tpp),
+            limit_h100: h100(figures.limit_tpp),
+            excess_h100: h100(figures.excess_tpp),
+        }),
+        breaks: refusal.breaks.clone(),
     }
-    if let Some(figures) = refusal.figures {
-        fields.insert(
-            "figures".into(),
-            json!({
-                "before_tpp": figures.before_tpp,
-                "after_tpp": figures.after_tpp,
-                "limit_tpp": figures.limit_tpp,
-                "excess_tpp": figures.excess_tpp,
-                "before_h100": h100_equivalents(figures.before_tpp, h100_tpp),
-                "after_h100": h100_equivalents(figures.after_tpp, h100_tpp),
-                "limit_h100": h100_equivalents(figures.limit_tpp, h100_tpp),
-                "excess_h100": h100_equivalents(figures.excess_tpp, h100_tpp),
-            }),
-        );
-    }
-    if let Some(breaks) = &refusal.breaks {
-        fields.insert("breaks".into(), json!(breaks));
-    }
-    object
 }
 
 /// Which part of the state a view shows.
@@ -268,7 +344,7 @@ pub struct Filter {
 }
 
 /// A country's figures as of a date.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct CountryView {
     pub tier: u8,
     /// `None` for Tier 1 and Tier 3 countries, which have no allocation.
@@ -283,7 +359,7 @@ pub struct CountryView {
 }
 
 /// A universal VEU holder's ratios and their margins (positive: room left).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct RatioView {
     /// Share of controlled TPP in Tier 1 countries, in basis points (1/100 of a percent).
     pub tier1_share_bp: u64,
@@ -301,7 +377,7 @@ pub struct RatioView {
     pub home_margin_tpp: Option<i64>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct EntityView {
     pub name: String,
     pub hq: Country,
@@ -322,7 +398,7 @@ pub struct EntityView {
     pub controlled_weights_hosted: BTreeMap<String, u64>,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct VeuView {
     pub entity: String,
     pub scope: &'static str,
@@ -333,7 +409,8 @@ pub struct VeuView {
 }
 
 /// The derived state as of a date, as known at a log size: blueprint section 2's shape.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
+#[schemars(title = "chipledger state")]
 pub struct StateView {
     pub as_of: Date,
     pub size: u64,

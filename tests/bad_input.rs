@@ -44,8 +44,54 @@ fn cases() -> Vec<(&'static str, String, &'static str, &'static str)> {
         ("bad training_ops", r#"{"type":"weights_hosting","id":"W-1","effective":"2025-05-01","entity":"acme","model":"m","training_ops":"3x26","open_weights":false,"country":"AE","secured":true}"#.to_string(), "training_ops", "whole number of operations"),
         ("national VEU without country", r#"{"type":"veu_grant","id":"G-1","effective":"2025-02-01","veu":"V-1","entity":"acme","scope":"national"}"#.to_string(), "country", "national VEU names"),
         ("control character in a name", r#"{"type":"entity","id":"E-x","effective":"2025-01-13","entity":"x","name":"bad\u0007name","hq":"US"}"#.to_string(), "name", "control character"),
+        ("empty object", "{}".to_string(), "type", "missing"),
+        ("null", "null".to_string(), "", "JSON object"),
+        ("type as a number", r#"{"type":7,"id":"x","effective":"2025-03-01"}"#.to_string(), "type", "found the number 7"),
+        ("repeated type", r#"{"type":"void","type":"void","id":"x","effective":"2025-03-01","target":"S","reason":"r"}"#.to_string(), "type", "more than once"),
+        ("object for a number", shipment(r#""quantity":{"a":1}"#), "quantity", "found an object"),
+        ("array for an id", shipment(r#""quantity":1"#).replace(r#""id":"S-bad""#, r#""id":["S"]"#), "id", "found an array"),
+        ("boolean for a number", shipment(r#""quantity":true"#), "quantity", "found true"),
+        ("reserved id", shipment(r#""quantity":1"#).replace("S-bad", "chipledger:forged"), "id", "reserved"),
+        ("universal VEU with a country", r#"{"type":"veu_grant","id":"G-1","effective":"2025-02-01","veu":"V-1","entity":"acme","scope":"universal","country":"US"}"#.to_string(), "country", "leave `country` out"),
+        ("unknown scope", r#"{"type":"veu_grant","id":"G-1","effective":"2025-02-01","veu":"V-1","entity":"acme","scope":"galactic"}"#.to_string(), "scope", "not a scope"),
+        ("year before 1900", shipment(r#""quantity":1"#).replace("2025-03-01", "1899-12-31"), "effective", "outside 1900"),
+        ("date with a time", shipment(r#""quantity":1"#).replace("2025-03-01", "2025-03-01T10:00:00Z"), "effective", "YYYY-MM-DD"),
+        ("zero TPP", r#"{"type":"chip_model","id":"M-1","effective":"2025-01-13","chip":"Z1","tpp":0,"controlled":true}"#.to_string(), "tpp", "out of range"),
+        ("TPP too large", r#"{"type":"chip_model","id":"M-1","effective":"2025-01-13","chip":"Z1","tpp":1000000001,"controlled":true}"#.to_string(), "tpp", "out of range"),
+        ("negative allocation", r#"{"type":"allocation_change","id":"A-1","effective":"2025-03-01","country":"MY","allocation_tpp":-1}"#.to_string(), "allocation_tpp", "negative"),
+        ("fractional training_ops", r#"{"type":"weights_hosting","id":"W-1","effective":"2025-05-01","entity":"acme","model":"m","training_ops":"1.5","open_weights":false,"country":"AE","secured":true}"#.to_string(), "training_ops", "whole number"),
+        ("training_ops beyond 2^128", r#"{"type":"weights_hosting","id":"W-1","effective":"2025-05-01","entity":"acme","model":"m","training_ops":"1e39","open_weights":false,"country":"AE","secured":true}"#.to_string(), "training_ops", "larger than 2^128"),
+        ("name too long", format!(r#"{{"type":"entity","id":"E-x","effective":"2025-01-13","entity":"x","name":"{}","hq":"US"}}"#, "n".repeat(600)), "name", "at most 512"),
+        ("blank name", r#"{"type":"entity","id":"E-x","effective":"2025-01-13","entity":"x","name":"   ","hq":"US"}"#.to_string(), "name", "empty"),
+        ("string for a boolean", r#"{"type":"chip_model","id":"M-1","effective":"2025-01-13","chip":"Z1","tpp":5,"controlled":"yes"}"#.to_string(), "controlled", "true or false"),
         ("line over 64 KiB", format!(r#"{{"type":"entity","id":"E-x","effective":"2025-01-13","entity":"x","name":"{}","hq":"US"}}"#, "a".repeat(70_000)), "", "longer than 65536 bytes"),
     ]
+}
+
+#[test]
+fn the_corpus_has_at_least_40_cases() {
+    assert!(cases().len() >= 40, "{} cases", cases().len());
+}
+
+#[test]
+fn invalid_utf8_is_refused_naming_the_line() {
+    let ledger = TestLedger::with(BASE);
+    let before = ledger.size_and_root();
+    let file = ledger.path("latin1.ndjson");
+    let mut bytes = format!("{GOOD}\n").into_bytes();
+    bytes.extend_from_slice(b"{\"type\":\"entity\",\"id\":\"E-\xe9\"}\n");
+    std::fs::write(&file, bytes).unwrap();
+    for command in ["append", "import"] {
+        let run = ledger
+            .run(&[command, file.to_str().unwrap()], None)
+            .expect(2);
+        assert!(
+            run.stderr.contains("line 2") && run.stderr.contains("UTF-8"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(ledger.size_and_root(), before);
 }
 
 #[test]

@@ -236,12 +236,14 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
     Ok(record)
 }
 
+/// The chain hasher with its context key derived once (deriving it costs as much as hashing a
+/// small record).
+static CHAIN_HASHER: std::sync::LazyLock<blake3::Hasher> =
+    std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(CHAIN_CONTEXT));
+
 /// The chain hash of a record's bytes.
 pub fn chain_hash(record_bytes: &[u8]) -> [u8; 32] {
-    blake3::Hasher::new_derive_key(CHAIN_CONTEXT)
-        .update(record_bytes)
-        .finalize()
-        .into()
+    CHAIN_HASHER.clone().update(record_bytes).finalize().into()
 }
 
 /// The RFC 6962 Merkle leaf hash of a record's bytes: SHA-256(0x00 ‖ bytes).
@@ -261,9 +263,27 @@ pub fn to_bytes<T: bincode::Encode>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a value written by [`to_bytes`], requiring every byte to be used.
+///
+/// The decoder's allocation limit grows with the input: a valid encoding never claims more
+/// than a small multiple of its own size in memory, so damaged bytes cannot make it allocate
+/// without bound.
 pub fn from_bytes<T: bincode::Decode<()>>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) = bincode::decode_from_slice(bytes, config())
-        .map_err(|error| CodecError::Malformed(error.to_string()))?;
+    fn decode<T: bincode::Decode<()>, const LIMIT: usize>(
+        bytes: &[u8],
+    ) -> Result<(T, usize), CodecError> {
+        bincode::decode_from_slice(bytes, config().with_limit::<LIMIT>())
+            .map_err(|error| CodecError::Malformed(error.to_string()))
+    }
+    let needed = bytes.len().saturating_mul(64).max(1 << 16);
+    let (value, used) = if needed <= 1 << 20 {
+        decode::<T, { 1 << 20 }>(bytes)?
+    } else if needed <= 1 << 26 {
+        decode::<T, { 1 << 26 }>(bytes)?
+    } else if needed <= 1 << 32 {
+        decode::<T, { 1 << 32 }>(bytes)?
+    } else {
+        decode::<T, { 1 << 38 }>(bytes)?
+    };
     if used != bytes.len() {
         return Err(CodecError::TrailingBytes {
             used,

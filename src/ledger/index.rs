@@ -44,9 +44,10 @@ pub fn number_after(prefix: &[u8], key: &[u8]) -> Option<u64> {
 /// The 64-bit hash of an event id under which the id index files it: the first 8 bytes of
 /// BLAKE3 with its own derive-key context. A match is confirmed against the record itself.
 pub fn id_hash(id: &Id) -> u64 {
-    let hash = blake3::Hasher::new_derive_key("chipledger 2026-11 event id index v1")
-        .update(id.as_str().as_bytes())
-        .finalize();
+    static HASHER: std::sync::LazyLock<blake3::Hasher> = std::sync::LazyLock::new(|| {
+        blake3::Hasher::new_derive_key("chipledger 2026-11 event id index v1")
+    });
+    let hash = HASHER.clone().update(id.as_str().as_bytes()).finalize();
     u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 

@@ -25,8 +25,9 @@ use crate::view::{self, CountryView, EntityView, VeuView, base64};
 
 pub const FORMAT: &str = "chipledger/compliance-bundle@v1";
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "chipledger compliance bundle")]
 pub struct Bundle {
     /// Always `chipledger/compliance-bundle@v1`.
     pub format: String,
@@ -41,10 +42,11 @@ pub struct Bundle {
     /// Every record the bundle rests on, in sequence order, each with its inclusion proof.
     pub records: Vec<ProvenRecord>,
     /// The figures, as the ledger computed them; the verifier recomputes them.
+    #[schemars(with = "Figures")]
     pub figures: serde_json::Value,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectProof {
     pub subject: String,
@@ -58,7 +60,7 @@ pub struct SubjectProof {
     pub proof: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProvenRecord {
     pub seq: u64,
@@ -69,16 +71,16 @@ pub struct ProvenRecord {
 }
 
 /// One rule evaluated for the subject as of the bundle's date.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct RuleCheck {
     /// The refusal code of the rule.
-    pub rule: &'static str,
+    pub rule: String,
     pub pass: bool,
     pub detail: String,
 }
 
 /// What the bundle shows about its subject.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Figures {
     pub as_of: Date,
     pub entity: Option<EntityView>,
@@ -107,7 +109,7 @@ pub fn figures(state: &State, subject: &Subject, date: Date) -> Figures {
             let entity = view::entity_view(state, id, date);
             if let Some(entity) = &entity {
                 rules.push(RuleCheck {
-                    rule: "HQ_TIER3",
+                    rule: "HQ_TIER3".into(),
                     pass: entity.hq_tier < 3,
                     detail: format!(
                         "headquarters, through every parent, in Tier {}",
@@ -116,7 +118,7 @@ pub fn figures(state: &State, subject: &Subject, date: Date) -> Figures {
                 });
                 if let Some(ratios) = &entity.uveu_ratios {
                     rules.push(RuleCheck {
-                        rule: "UVEU_TIER1_SHARE",
+                        rule: "UVEU_TIER1_SHARE".into(),
                         pass: ratios.tier1_margin_tpp >= 0,
                         detail: format!(
                             "{} in Tier 1 (minimum {}), margin {} TPP",
@@ -126,7 +128,7 @@ pub fn figures(state: &State, subject: &Subject, date: Date) -> Figures {
                         ),
                     });
                     rules.push(RuleCheck {
-                        rule: "UVEU_COUNTRY_SHARE",
+                        rule: "UVEU_COUNTRY_SHARE".into(),
                         pass: ratios.country_margin_tpp >= 0,
                         detail: format!(
                             "largest non-Tier-1 country {} at {} (maximum {}), margin {} TPP",
@@ -145,7 +147,7 @@ pub fn figures(state: &State, subject: &Subject, date: Date) -> Figures {
                         ratios.home_margin_tpp,
                     ) {
                         rules.push(RuleCheck {
-                            rule: "UVEU_US_SHARE",
+                            rule: "UVEU_US_SHARE".into(),
                             pass: margin >= 0,
                             detail: format!(
                                 "{} in {} (minimum {}), margin {margin} TPP",
@@ -158,13 +160,13 @@ pub fn figures(state: &State, subject: &Subject, date: Date) -> Figures {
                 }
                 for (year, used) in &entity.lpp_used_tpp {
                     rules.push(RuleCheck {
-                        rule: "LPP_ANNUAL_LIMIT",
+                        rule: "LPP_ANNUAL_LIMIT".into(),
                         pass: *used <= entity.lpp_limit_tpp,
                         detail: format!("{year}: {used} of {} TPP", entity.lpp_limit_tpp),
                     });
                 }
                 rules.push(RuleCheck {
-                    rule: "AIA_CERTIFICATION_REQUIRED",
+                    rule: "AIA_CERTIFICATION_REQUIRED".into(),
                     pass: entity.aia_received_tpp < entity.aia_threshold_tpp
                         || entity.aia_certified,
                     detail: format!(
@@ -183,7 +185,7 @@ pub fn figures(state: &State, subject: &Subject, date: Date) -> Figures {
                         .map_or(0, |tpp| tpp.in_country(country));
                     let cap = state.facts.params.nveu_cap(date.year());
                     rules.push(RuleCheck {
-                        rule: "NVEU_CAP_EXCEEDED",
+                        rule: "NVEU_CAP_EXCEEDED".into(),
                         pass: cap.is_none_or(|cap| held <= cap),
                         detail: format!(
                             "{veu}: {held} TPP in {country}, {} cap {}",
@@ -213,13 +215,13 @@ pub fn figures(state: &State, subject: &Subject, date: Date) -> Figures {
             let view = view::country_view(state, *country, date);
             if let (Some(allocation), 2) = (view.allocation_tpp, view.tier) {
                 rules.push(RuleCheck {
-                    rule: "COUNTRY_ALLOCATION_EXCEEDED",
+                    rule: "COUNTRY_ALLOCATION_EXCEEDED".into(),
                     pass: view.allocation_used_tpp <= allocation,
                     detail: format!("{} of {allocation} TPP used", view.allocation_used_tpp),
                 });
             }
             rules.push(RuleCheck {
-                rule: "TIER3_DESTINATION",
+                rule: "TIER3_DESTINATION".into(),
                 pass: view.tier < 3 || view.installed_tpp == 0,
                 detail: format!(
                     "Tier {} on {date}, {} TPP of controlled chips installed",

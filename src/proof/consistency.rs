@@ -12,8 +12,11 @@ use crate::view::base64;
 pub const FORMAT: &str = "chipledger/consistency-proof@v1";
 
 /// The file's content.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "chipledger consistency proof")]
 pub struct ConsistencyProof {
     /// Always `chipledger/consistency-proof@v1`.
     pub format: String,

@@ -90,6 +90,13 @@ impl TestLedger {
         ledger
     }
 
+    /// A temporary directory for a ledger that the test creates itself.
+    pub fn new_uninitialized() -> TestLedger {
+        let temp = tempfile::tempdir().expect("a temporary directory");
+        let dir = temp.path().join("ledger");
+        TestLedger { _temp: temp, dir }
+    }
+
     /// A fresh ledger created with the clock at `now`.
     pub fn created_at(now: &str) -> TestLedger {
         let temp = tempfile::tempdir().expect("a temporary directory");

@@ -1,0 +1,214 @@
+//! Tamper drills on the store itself: a flipped byte in a stored record, swapped or missing
+//! bundles, a stale tile, a rolled-back head, damaged indexes and snapshots. `verify` names what
+//! and where (exit 1); damage sled itself reports maps to exit 3 with advice.
+
+mod common;
+
+use chipledger::store::{Batch, Store};
+use common::TestLedger;
+
+/// A ledger with a few bundles (600 records) and snapshots every 100 records.
+fn fresh() -> TestLedger {
+    let temp_ledger = TestLedger::new_uninitialized();
+    let now = chipledger::date::Instant::parse(common::NOW).unwrap();
+    let (mut ledger, _) = chipledger::ledger::Ledger::create_with(
+        &temp_ledger.dir,
+        Some("test.example/tamper"),
+        now,
+        100,
+    )
+    .unwrap();
+    let mut lines = vec![r#"{"type":"entity","id":"E-a","effective":"2025-01-13","entity":"a","name":"A","hq":"FR"}"#.to_string()];
+    for index in 0..600 {
+        lines.push(format!(
+            r#"{{"type":"inventory","id":"I-{index}","effective":"2025-02-01","entity":"a","chip":"A100","quantity":1,"country":"FR"}}"#
+        ));
+    }
+    for line in &lines {
+        ledger
+            .submit(&chipledger::input::parse_event(line).unwrap(), now)
+            .unwrap()
+            .unwrap();
+    }
+    ledger.commit().unwrap();
+    // A late record, so the late index has an entry.
+    let late = r#"{"type":"inventory","id":"I-late","effective":"2025-01-20","entity":"a","chip":"H100","quantity":1,"country":"FR"}"#;
+    ledger
+        .submit(&chipledger::input::parse_event(late).unwrap(), now)
+        .unwrap()
+        .unwrap();
+    ledger.commit().unwrap();
+    drop(ledger);
+    temp_ledger.run(&["verify"], None).expect(0);
+    temp_ledger
+}
+
+/// Writes raw values into the store, as an attacker with the files would.
+fn tamper(ledger: &TestLedger, write: impl FnOnce(&Store) -> Batch) {
+    let store = Store::open(&ledger.dir.join("store")).unwrap();
+    let batch = write(&store);
+    store.commit(&batch).unwrap();
+}
+
+fn verify_fails(ledger: &TestLedger, words: &[&str]) {
+    let run = ledger.run(&["verify"], None).expect(1);
+    for word in words {
+        assert!(run.stderr.contains(word), "`{word}` not in: {}", run.stderr);
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_a_stored_record_is_named() {
+    let ledger = fresh();
+    tamper(&ledger, |store| {
+        let mut bundle = store.bundle(1).unwrap().unwrap().to_vec();
+        // Record 256 + 3: skip three entries, then flip a byte inside the fourth record.
+        let mut offset = 0;
+        for _ in 0..3 {
+            offset += 2 + usize::from(u16::from_be_bytes([bundle[offset], bundle[offset + 1]]));
+        }
+        bundle[offset + 2 + 60] ^= 0x04;
+        Batch {
+            bundles: vec![(1, bundle)],
+            ..Batch::default()
+        }
+    });
+    verify_fails(&ledger, &["record 259:"]);
+}
+
+#[test]
+fn a_swapped_or_missing_bundle_is_named() {
+    let ledger = fresh();
+    tamper(&ledger, |store| Batch {
+        bundles: vec![
+            (1, store.bundle(0).unwrap().unwrap().to_vec()),
+            (0, store.bundle(1).unwrap().unwrap().to_vec()),
+        ],
+        ..Batch::default()
+    });
+    verify_fails(&ledger, &["record 0:", "it says it is record 256"]);
+
+    let ledger = fresh();
+    let bytes = tamper_read(&ledger, |store| store.bundle(2).unwrap().unwrap().to_vec());
+    tamper(&ledger, |_| Batch {
+        bundles: vec![(1, bytes)],
+        ..Batch::default()
+    });
+    verify_fails(&ledger, &["record 256:"]);
+}
+
+fn tamper_read<T>(ledger: &TestLedger, read: impl FnOnce(&Store) -> T) -> T {
+    let store = Store::open(&ledger.dir.join("store")).unwrap();
+    read(&store)
+}
+
+#[test]
+fn a_stale_tile_is_named() {
+    let ledger = fresh();
+    // Tile 0/0 (records 0 to 255) replaced by tile 0/1's hashes.
+    tamper(&ledger, |store| Batch {
+        tiles: vec![(0, 0, store.tile(0, 1).unwrap().unwrap().to_vec())],
+        ..Batch::default()
+    });
+    verify_fails(&ledger, &["Merkle tile 0/0", "records 0 to 255"]);
+    // The partial tile of the right edge, one hash short (as it was a few appends ago).
+    let ledger = fresh();
+    tamper(&ledger, |store| {
+        let tile = store.tile(0, 2).unwrap().unwrap().to_vec();
+        Batch {
+            tiles: vec![(0, 2, tile[..tile.len() - 32].to_vec())],
+            ..Batch::default()
+        }
+    });
+    verify_fails(&ledger, &["Merkle tile 0/2"]);
+}
+
+#[test]
+fn a_rolled_back_head_is_named_and_refused_for_writing() {
+    let ledger = fresh();
+    tamper(&ledger, |store| {
+        let mut head = store.head().unwrap().unwrap();
+        head.size -= 5;
+        Batch {
+            head: Some(head),
+            ..Batch::default()
+        }
+    });
+    verify_fails(
+        &ledger,
+        &["the head says the log has 598 records; the bundles hold 603"],
+    );
+    let run = ledger
+        .run(
+            &["append", "-"],
+            Some(
+                r#"{"type":"aia_certification","id":"C-1","effective":"2025-03-01","entity":"a"}"#,
+            ),
+        )
+        .expect(3);
+    assert!(
+        run.stderr.contains("corrupt")
+            && run
+                .stderr
+                .contains("verify it against your last export or checkpoint"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn damaged_indexes_and_snapshots_are_named() {
+    let cases: [(&[u8], &str); 4] = [
+        (b"ids/\0\0\0\0\0\0\0\0", "id-index chunk 0"),
+        (b"pos/\0\0\0\0\0\0\0\0", "position-index chunk 0"),
+        (b"late/\0\0\0\0\0\0\x02\x5a", "late-record index"),
+        (
+            b"snap/\0\0\0\0\0\0\0\xc8\0\0\0\0",
+            "prefix snapshot at 200 records",
+        ),
+    ];
+    for (key, words) in cases {
+        let ledger = fresh();
+        tamper(&ledger, |store| {
+            let mut value = store
+                .derived(key)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{words}: no such key"))
+                .to_vec();
+            let middle = value.len() / 2;
+            value[middle] ^= 0x10;
+            Batch {
+                derived_puts: vec![(key.to_vec(), value)],
+                ..Batch::default()
+            }
+        });
+        verify_fails(&ledger, &[words]);
+    }
+}
+
+#[test]
+fn damage_sled_reports_is_unavailable_with_advice() {
+    let ledger = fresh();
+    // Scramble sled's data file past its first kilobyte: sled's own checksums refuse it.
+    let path = ledger.dir.join("store").join("db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    for byte in &mut bytes[1024..] {
+        *byte ^= 0xA5;
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    for args in [&["verify"][..], &["state"][..], &["log"][..]] {
+        let run = ledger.run(args, None).expect(3);
+        assert!(
+            run.stderr.contains("the ledger store is corrupt"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("verify it against your last export or checkpoint"),
+            "{}",
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+}
