@@ -6,18 +6,15 @@
 //! (late records and voids included), accept it with the outcome it stores. It builds the Merkle
 //! tree as it goes. The first failure names the record.
 
-use std::collections::VecDeque;
+use std::sync::Arc;
 
-use crate::codec::{self, Body, Outcome, Record};
+use crate::codec::{self, Body, Outcome, Record, Subject};
 use crate::date::{Date, Instant};
 use crate::ledger::Links;
 use crate::ledger::index::{IdIndex, Position, id_hash};
+use crate::ledger::window::Window;
 use crate::merkle::{TileWrite, Tree};
-use crate::rules::{self, Rejection, State, TimelineKey, VoidTarget};
-
-/// How many recent records a replay keeps decoded, to recheck after a late record without
-/// going back to the source.
-const RECENT_RECORDS: usize = 1 << 16;
+use crate::rules::{self, Affected, Later, Rejection, State, TimelineKey, VoidTarget};
 
 /// Where a replay reads records it no longer holds (a late record reaching far back).
 pub trait RecordSource {
@@ -59,7 +56,8 @@ pub struct Replay {
     last_recorded_at: Option<Instant>,
     /// The running maximum timeline date after each record.
     max_dates: Vec<Date>,
-    recent: VecDeque<Record>,
+    /// The most recent records, for late records and voids to find the ones after them.
+    window: Window,
     /// Records whose timeline date was before the running maximum (the late list).
     late: Vec<(u64, Date)>,
     completed_tiles: Vec<TileWrite>,
@@ -84,7 +82,7 @@ impl Replay {
             last_chain: [0; 32],
             last_recorded_at: None,
             max_dates: Vec::new(),
-            recent: VecDeque::new(),
+            window: Window::new(0),
             late: Vec::new(),
             completed_tiles: Vec::new(),
             positions: Vec::new(),
@@ -141,13 +139,13 @@ impl Replay {
         std::mem::take(&mut self.completed_tiles)
     }
 
-    fn record(&self, seq: u64, source: &dyn RecordSource) -> Result<Record, Failure> {
-        let oldest = self.size - self.recent.len() as u64;
-        if seq >= oldest && seq < self.size {
-            return Ok(self.recent[(seq - oldest) as usize].clone());
+    fn record(&self, seq: u64, source: &dyn RecordSource) -> Result<Arc<Record>, Failure> {
+        if let Some(record) = self.window.get(seq) {
+            return Ok(record.clone());
         }
         source
             .record(seq)
+            .map(Arc::new)
             .map_err(|error| fail(self.size, format!("cannot read record {seq}: {error}")))
     }
 
@@ -155,7 +153,7 @@ impl Replay {
         &self,
         id: &crate::name::Id,
         source: &dyn RecordSource,
-    ) -> Result<Option<Record>, Failure> {
+    ) -> Result<Option<Arc<Record>>, Failure> {
         for seq in self.ids.candidates(id_hash(id)) {
             let record = self.record(seq, source)?;
             if record.event.id == *id {
@@ -165,29 +163,38 @@ impl Replay {
         Ok(None)
     }
 
-    /// Records already replayed that sit after `key` in the timeline, in order.
+    /// Records already replayed that sit after `key` in the timeline and concern `reads`, in
+    /// timeline order.
     fn later_than(
         &self,
         key: TimelineKey,
+        reads: &Affected,
         source: &dyn RecordSource,
-    ) -> Result<Vec<Record>, Failure> {
-        let start = match key.date.previous_day() {
+    ) -> Result<Vec<Later>, Failure> {
+        let from = match key.date.previous_day() {
             Some(day) => self.max_dates.partition_point(|max| *max <= day) as u64,
             None => 0,
         };
-        let mut later = Vec::new();
-        for seq in start..self.size {
-            let record = self.record(seq, source)?;
-            if TimelineKey::of(&record) > key {
-                later.push(record);
+        let mut later = self.window.later(reads, key, from);
+        if from < self.window.first() {
+            for seq in from..self.window.first() {
+                let record = self.record(seq, source)?;
+                let subjects: Arc<[Subject]> = record.subjects().into();
+                if TimelineKey::of(&record) > key && reads.concerns(&record, &subjects) {
+                    later.push(Later { record, subjects });
+                }
             }
+            later.sort_by_key(|later| TimelineKey::of(&later.record));
         }
-        later.sort_by(rules::timeline_order);
         Ok(later)
     }
 
     /// Checks one record's bytes and replays it.
-    pub fn push(&mut self, bytes: &[u8], source: &dyn RecordSource) -> Result<Record, Failure> {
+    pub fn push(
+        &mut self,
+        bytes: &[u8],
+        source: &dyn RecordSource,
+    ) -> Result<Arc<Record>, Failure> {
         let seq = self.size;
         let record =
             codec::decode_record(bytes).map_err(|error| fail(seq, format!("the bytes {error}")))?;
@@ -259,10 +266,9 @@ impl Replay {
         self.last_chain = codec::chain_hash(bytes);
         self.last_recorded_at = Some(record.recorded_at);
         self.size += 1;
-        self.recent.push_back(record.clone());
-        if self.recent.len() > RECENT_RECORDS {
-            self.recent.pop_front();
-        }
+        let subjects: Arc<[Subject]> = record.subjects().into();
+        let record = Arc::new(record);
+        self.window.push(record.clone(), subjects);
         Ok(record)
     }
 
@@ -284,14 +290,16 @@ impl Replay {
             Body::Void(void) => self.find(&void.target, source)?,
             _ => None,
         };
-        let expected_key = TimelineKey::of_new(record.effective, seq, target.as_ref());
+        let expected_key = TimelineKey::of_new(record.effective, seq, target.as_deref());
         let late = target.is_some()
             || self
                 .max_dates
                 .last()
                 .is_some_and(|max| expected_key.date < *max);
+        let state = self.state.as_ref().expect("genesis was replayed");
+        let reads = rules::reads(&record.event, target.as_deref(), &state.facts);
         let later = if late {
-            self.later_than(expected_key, source)?
+            self.later_than(expected_key, &reads, source)?
         } else {
             Vec::new()
         };
@@ -301,7 +309,7 @@ impl Replay {
             record: target,
             voided: state.facts.voided.contains_key(&target.seq),
         });
-        match rules::admit(state, &mut replayed, today, void_target, &later) {
+        match rules::admit(state, &mut replayed, today, void_target, &later, &reads) {
             Ok(_) => {}
             Err(Rejection::Refused(refusal)) => {
                 return Err(fail(

@@ -2,7 +2,7 @@
 //! export format (FORMAT.md, "Export"). A record's view is a pure function of its bytes, which
 //! is what lets `verify --export` catch an edited readable field.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -12,6 +12,7 @@ use crate::country::Country;
 use crate::date::Date;
 use crate::name::Id;
 use crate::rules::refusal::h100_equivalents;
+use crate::rules::state::EntityCounters;
 use crate::rules::{Facts, Refusal, State};
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -441,7 +442,7 @@ pub fn state_view(
 
     // Countries named by a counted event, a change, or a holding.
     let mut named: std::collections::BTreeSet<Country> = std::collections::BTreeSet::new();
-    named.extend(counters.country_tpp.keys().copied());
+    named.extend(counters.countries.keys().copied());
     named.extend(
         facts
             .allocation_changes
@@ -459,38 +460,17 @@ pub fn state_view(
             })
             .map(|(c, _)| *c),
     );
-    named.extend(counters.holdings.keys().map(|(_, country, _)| *country));
-    named.extend(counters.weights.keys().map(|(_, country)| *country));
+    for parts in counters.entities.values() {
+        named.extend(parts.holdings.keys().map(|(country, _)| *country));
+        named.extend(parts.weights.keys().copied());
+    }
     let countries = named
         .into_iter()
         .filter(|country| filter.country.is_none_or(|wanted| wanted == *country))
         .map(|country| (country.to_string(), country_view(state, country, date)))
         .collect();
 
-    // Group the per-entity counters once, rather than scanning them for every entity.
-    let mut by_entity: HashMap<&Id, EntityParts> = HashMap::new();
-    for ((entity, country, chip), quantity) in &counters.holdings {
-        by_entity
-            .entry(entity)
-            .or_default()
-            .holdings
-            .push((*country, chip, *quantity));
-    }
-    for ((entity, year), used) in &counters.lpp {
-        by_entity
-            .entry(entity)
-            .or_default()
-            .lpp
-            .push((*year, *used));
-    }
-    for ((entity, country), count) in &counters.weights {
-        by_entity
-            .entry(entity)
-            .or_default()
-            .weights
-            .push((*country, *count));
-    }
-    let empty = EntityParts::default();
+    let empty = EntityCounters::default();
     let mut entities = BTreeMap::new();
     let mut entity_ids: Vec<_> = facts.entities.keys().collect();
     entity_ids.sort();
@@ -498,9 +478,9 @@ pub fn state_view(
         if filter.entity.as_ref().is_some_and(|wanted| wanted != id) {
             continue;
         }
-        let parts = by_entity.get(id).unwrap_or(&empty);
+        let parts = counters.entities.get(id).unwrap_or(&empty);
         if let Some(country) = filter.country {
-            let holds_there = parts.holdings.iter().any(|(c, _, _)| *c == country);
+            let holds_there = parts.holdings.keys().any(|(c, _)| *c == country);
             let based_there = facts
                 .entities
                 .get(id)
@@ -543,14 +523,6 @@ pub fn state_view(
     }
 }
 
-/// One entity's counters, gathered from the state's maps.
-#[derive(Default)]
-struct EntityParts<'a> {
-    holdings: Vec<(Country, &'a Id, u64)>,
-    lpp: Vec<(u16, u64)>,
-    weights: Vec<(Country, u64)>,
-}
-
 /// A country's figures as of `date`.
 pub fn country_view(state: &State, country: Country, date: Date) -> CountryView {
     let facts = &state.facts;
@@ -559,7 +531,7 @@ pub fn country_view(state: &State, country: Country, date: Date) -> CountryView 
     let tier = facts.tier(country, date);
     let used = counters.allocation_used(country);
     let installed = counters
-        .country_tpp
+        .countries
         .get(&country)
         .map_or(0, |tpp| tpp.installed);
     let allocation = (tier == Tier::Two).then(|| facts.allocation(country, date));
@@ -579,40 +551,28 @@ pub fn country_view(state: &State, country: Country, date: Date) -> CountryView 
 
 /// One entity's figures as of `date`, if it is registered by then.
 pub fn entity_view(state: &State, id: &Id, date: Date) -> Option<EntityView> {
-    let counters = &state.counters;
-    let mut parts = EntityParts::default();
-    for ((entity, country, chip), quantity) in &counters.holdings {
-        if entity == id {
-            parts.holdings.push((*country, chip, *quantity));
-        }
-    }
-    for ((entity, year), used) in &counters.lpp {
-        if entity == id {
-            parts.lpp.push((*year, *used));
-        }
-    }
-    for ((entity, country), count) in &counters.weights {
-        if entity == id {
-            parts.weights.push((*country, *count));
-        }
-    }
-    entity_view_from(state, id, date, &parts)
+    let empty = EntityCounters::default();
+    entity_view_from(
+        state,
+        id,
+        date,
+        state.counters.entities.get(id).unwrap_or(&empty),
+    )
 }
 
 fn entity_view_from(
     state: &State,
     id: &Id,
     date: Date,
-    parts: &EntityParts<'_>,
+    parts: &EntityCounters,
 ) -> Option<EntityView> {
     let facts = &state.facts;
-    let counters = &state.counters;
     let ruleset = &facts.params.ruleset;
     let h100 = |tpp: u64| h100_equivalents(tpp, facts.params.h100_tpp());
     let fact = facts.entity_at(id, date)?;
-    let tpp = counters.entity(id).cloned().unwrap_or_default();
+    let tpp = &parts.tpp;
     let mut holdings: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for (country, chip, quantity) in &parts.holdings {
+    for ((country, chip), quantity) in &parts.holdings {
         holdings
             .entry(country.to_string())
             .or_default()
@@ -620,7 +580,7 @@ fn entity_view_from(
     }
     let uveu_ratios = facts
         .has_universal_veu(id, date)
-        .then(|| ratio_view(facts, &tpp, fact.hq, date));
+        .then(|| ratio_view(facts, tpp, fact.hq, date));
     Some(EntityView {
         name: fact.name.to_string(),
         hq: fact.hq,
@@ -637,11 +597,11 @@ fn entity_view_from(
         lpp_used_tpp: parts
             .lpp
             .iter()
-            .filter(|(_, used)| *used > 0)
+            .filter(|(_, used)| **used > 0)
             .map(|(year, used)| (year.to_string(), *used))
             .collect(),
         lpp_limit_tpp: ruleset.lpp_limit_tpp,
-        aia_received_tpp: counters.aia_received(id),
+        aia_received_tpp: parts.aia,
         aia_threshold_tpp: ruleset.aia_threshold_tpp,
         aia_certified: facts.certified_by(id, date),
         veus: facts

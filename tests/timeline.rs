@@ -385,3 +385,131 @@ proptest! {
         }
     }
 }
+
+// ---- restricted rechecks decide exactly like rechecking everything -----------------------
+
+/// The brute-force reference for admitting `draft` after `records` (the log so far): fold every
+/// record before it in the timeline, decide it there, then recheck *every* later record with
+/// every clause against the full state just before it.
+fn reference_admit(
+    records: &[Record],
+    draft: &Record,
+    target: Option<&Record>,
+    today: Date,
+) -> Result<chipledger::codec::Outcome, chipledger::rules::Code> {
+    use chipledger::rules::{Affected, VoidTarget, decide, recheck};
+    let genesis = &records[0];
+    let mut all_facts = State::from_genesis(genesis).unwrap();
+    for record in &records[1..] {
+        all_facts.apply(record).unwrap();
+    }
+    let key = TimelineKey::of_new(draft.effective, draft.seq, target);
+    let mut timeline: Vec<&Record> = records[1..].iter().collect();
+    timeline.sort_by_key(|record| TimelineKey::of(record));
+    let mut before = State::from_genesis(genesis).unwrap();
+    for record in timeline
+        .iter()
+        .filter(|record| TimelineKey::of(record) < key)
+    {
+        before.apply(record).unwrap();
+    }
+    let void_target = target.map(|record| VoidTarget {
+        record,
+        voided: all_facts.facts.voided.contains_key(&record.seq),
+    });
+    let outcome = decide(
+        &all_facts.facts,
+        &before.counters,
+        draft.effective,
+        &draft.event,
+        today,
+        void_target,
+    )
+    .map_err(|refusal| refusal.code)?;
+    let mut decided = draft.clone();
+    decided.outcome = outcome.clone();
+    all_facts
+        .facts
+        .apply(&decided, chipledger::rules::state::Sign::Add)
+        .unwrap();
+    let mut counters = before.counters.clone();
+    counters
+        .apply_event(
+            decided.effective,
+            &decided.event,
+            &decided.outcome,
+            chipledger::rules::state::Sign::Add,
+        )
+        .unwrap();
+    for record in timeline
+        .iter()
+        .filter(|record| TimelineKey::of(record) > key)
+    {
+        recheck(&all_facts.facts, &counters, record, &Affected::everything())
+            .map_err(|refusal| refusal.code)?;
+        counters
+            .apply_event(
+                record.effective,
+                &record.event,
+                &record.outcome,
+                chipledger::rules::state::Sign::Add,
+            )
+            .unwrap();
+    }
+    Ok(outcome)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+
+    #[test]
+    fn restricted_rechecks_decide_like_rechecking_everything(steps in steps()) {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("ledger");
+        let now = Instant::parse("2028-01-01T00:00:00Z").unwrap();
+        let today = Date::of_instant(now);
+        let (mut ledger, _) = Ledger::create_with(&dir, Some("test.example/reference"), now, 5).unwrap();
+        for line in WORLD.lines() {
+            ledger.submit(&parse_event(line).unwrap(), now).unwrap().unwrap();
+        }
+        let mut records: Vec<Record> = Vec::new();
+        let mut accepted = 0;
+        for (index, step) in steps.iter().enumerate() {
+            let Step::Event { kind, a, b, c, quantity, day } = step else {
+                ledger.commit().unwrap();
+                continue;
+            };
+            ledger.commit().unwrap();
+            let reader = ledger.reader();
+            records.clear();
+            reader.for_each(0, reader.size(), |_, record| { records.push(record.clone()); Ok(()) }).unwrap();
+            // Ids from 1000 on, clear of the world's own.
+            let submission = parse_event(&event_json(index + 1000, *kind, *a, *b, *c, *quantity, *day)).unwrap();
+            let target = match &submission.event.body {
+                chipledger::codec::Body::Void(void) => records.iter().find(|record| record.event.id == void.target).cloned(),
+                _ => None,
+            };
+            let draft = Record {
+                seq: records.len() as u64,
+                recorded_at: now,
+                effective: submission.effective,
+                prev_chain: [0; 32],
+                links: vec![],
+                event: submission.event.clone(),
+                outcome: chipledger::codec::Outcome::None,
+            };
+            let expected = reference_admit(&records, &draft, target.as_ref(), today);
+            let got = ledger.submit(&submission, now).unwrap();
+            match (&expected, &got) {
+                (Ok(outcome), Ok(Admitted::Recorded(record))) => {
+                    prop_assert_eq!(outcome, &record.outcome);
+                    accepted += 1;
+                }
+                (Err(code), Err(refusal)) => prop_assert_eq!(*code, refusal.code),
+                _ => prop_assert!(false, "event {}: reference {:?}, ledger {:?}", index, expected, got.map(|_| ()).map_err(|refusal| refusal.code)),
+            }
+        }
+        ledger.commit().unwrap();
+        prop_assert!(accepted <= steps.len());
+    }
+}

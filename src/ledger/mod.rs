@@ -8,9 +8,11 @@
 
 pub mod index;
 pub mod reader;
+pub mod window;
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::codec::{self, BUNDLE_RECORDS, Body, Event, Genesis, Outcome, Record, content_bytes};
 use crate::date::{Date, Instant};
@@ -40,7 +42,7 @@ pub fn commitment_id(size: u64) -> Id {
 #[derive(Clone, Debug)]
 pub enum Admitted {
     /// Staged as a new record.
-    Recorded(Box<Record>),
+    Recorded(Arc<Record>),
     /// An event with this id and identical content is already record `seq`: nothing to do.
     AlreadyRecorded(u64),
 }
@@ -53,7 +55,7 @@ pub struct Created {
 
 /// The staged records of the open batch, and what undoes them.
 struct Pending {
-    records: Vec<Record>,
+    records: Vec<Arc<Record>>,
     bytes: Vec<Vec<u8>>,
     links_undo: Vec<(codec::Subject, Option<u64>)>,
     tree_before: Tree,
@@ -79,6 +81,8 @@ pub struct Ledger {
     /// The encoded entries of the last, partial bundle.
     last_bundle: Vec<u8>,
     pending: Option<Pending>,
+    /// The most recent records, staged ones included.
+    window: window::Window,
 }
 
 fn corrupt(message: String) -> Error {
@@ -242,6 +246,7 @@ impl Ledger {
                 .map(|bytes| bytes.to_vec())
                 .ok_or_else(|| corrupt("the last entry bundle is missing".into()))?
         };
+        let head_size = head.size;
         Ok(Ledger {
             positions: reader.positions.clone(),
             working: head,
@@ -252,6 +257,7 @@ impl Ledger {
             ids,
             last_bundle,
             pending: None,
+            window: window::Window::new(head_size),
         })
     }
 
@@ -276,17 +282,20 @@ impl Ledger {
     }
 
     /// A record by sequence number, staged or committed.
-    fn read(&self, seq: u64) -> Result<Record, Error> {
+    fn read(&self, seq: u64) -> Result<Arc<Record>, Error> {
+        if let Some(record) = self.window.get(seq) {
+            return Ok(record.clone());
+        }
         let committed = self.reader.size();
         if seq >= committed {
             let pending = self.pending.as_ref().expect("staged records exist");
             return Ok(pending.records[(seq - committed) as usize].clone());
         }
-        self.reader.record(seq)
+        self.reader.record(seq).map(Arc::new)
     }
 
     /// The record with this event id, if any.
-    pub fn find(&self, id: &Id) -> Result<Option<Record>, Error> {
+    pub fn find(&self, id: &Id) -> Result<Option<Arc<Record>>, Error> {
         for seq in self.ids.candidates(index::id_hash(id)) {
             let record = self.read(seq)?;
             if record.event.id == *id {
@@ -296,30 +305,42 @@ impl Ledger {
         Ok(None)
     }
 
-    /// Every record, staged or committed, that sits after `key` in the timeline, in order.
-    fn later_than(&self, key: TimelineKey) -> Result<Vec<Record>, Error> {
-        let start = match key.date.previous_day() {
-            Some(day) => self.reader.first_after(day)?,
+    /// The records, staged or committed, that sit after `key` in the timeline and concern
+    /// `reads`, in timeline order: from the window of recent records, and from the store for
+    /// any part of the range the window no longer holds.
+    fn later_than(
+        &self,
+        key: TimelineKey,
+        reads: &rules::Affected,
+    ) -> Result<Vec<rules::Later>, Error> {
+        // Every record before the first bundle whose latest date passes the day before `key`'s
+        // is dated before it, so it cannot sit after `key`.
+        let from = match key.date.previous_day() {
+            Some(day) => {
+                self.positions
+                    .partition_point(|position| position.max_date <= day) as u64
+                    * BUNDLE_RECORDS
+            }
             None => 0,
         };
-        let mut later = Vec::new();
-        self.reader
-            .for_each(start, self.reader.size(), |_, record| {
-                if TimelineKey::of(record) > key {
-                    later.push(record.clone());
+        let mut later = self.window.later(reads, key, from);
+        if from < self.window.first() {
+            let mut consider = |record: Arc<Record>| {
+                let subjects: Arc<[codec::Subject]> = record.subjects().into();
+                if TimelineKey::of(&record) > key && reads.concerns(&record, &subjects) {
+                    later.push(rules::Later { record, subjects });
                 }
+            };
+            let committed_end = self.window.first().min(self.reader.size());
+            self.reader.for_each(from, committed_end, |_, record| {
+                consider(Arc::new(record.clone()));
                 Ok(())
             })?;
-        if let Some(pending) = &self.pending {
-            later.extend(
-                pending
-                    .records
-                    .iter()
-                    .filter(|record| TimelineKey::of(record) > key)
-                    .cloned(),
-            );
+            for seq in committed_end.max(from)..self.window.first() {
+                consider(self.read(seq)?);
+            }
+            later.sort_by_key(|later| TimelineKey::of(&later.record));
         }
-        later.sort_by(rules::timeline_order);
         Ok(later)
     }
 
@@ -388,18 +409,30 @@ impl Ledger {
             event: event.clone(),
             outcome: Outcome::None,
         };
-        let key = TimelineKey::of_new(submission.effective, seq, target.as_ref());
+        let key = TimelineKey::of_new(
+            submission.effective,
+            seq,
+            target.as_ref().map(|t| t.as_ref()),
+        );
+        let reads = rules::reads(event, target.as_deref(), &self.state.facts);
         let later = if target.is_none() && key.date >= self.working.max_date {
             Vec::new()
         } else {
-            self.later_than(key)?
+            self.later_than(key, &reads)?
         };
         let void_target = target.as_ref().map(|target| VoidTarget {
             record: target,
             voided: self.state.facts.voided.contains_key(&target.seq),
         });
         let today = Date::of_instant(recorded_at);
-        match rules::admit(&mut self.state, &mut record, today, void_target, &later) {
+        match rules::admit(
+            &mut self.state,
+            &mut record,
+            today,
+            void_target,
+            &later,
+            &reads,
+        ) {
             Ok(_) => {}
             Err(Rejection::Refused(refusal)) => return Ok(Err(refusal)),
             Err(Rejection::Inconsistent(error)) => {
@@ -407,7 +440,7 @@ impl Ledger {
             }
         }
         self.stage(record, key)
-            .map(|record| Ok(Admitted::Recorded(Box::new(record))))
+            .map(|record| Ok(Admitted::Recorded(record)))
     }
 
     /// Signs a checkpoint of the log, after appending a commitment record to it (FORMAT.md,
@@ -484,7 +517,7 @@ impl Ledger {
         event: Event,
         outcome: Outcome,
         now: Instant,
-    ) -> Result<Record, Error> {
+    ) -> Result<Arc<Record>, Error> {
         self.begin();
         let record = Record {
             seq: self.working.size,
@@ -503,7 +536,7 @@ impl Ledger {
     }
 
     /// Links, encodes, hashes and stages a decided record.
-    fn stage(&mut self, mut record: Record, key: TimelineKey) -> Result<Record, Error> {
+    fn stage(&mut self, mut record: Record, key: TimelineKey) -> Result<Arc<Record>, Error> {
         let pending = self.pending.as_mut().expect("a batch is open");
         let subjects = record.subjects();
         for subject in &subjects {
@@ -571,6 +604,9 @@ impl Ledger {
                 .snapshots
                 .push((self.working.size, codec::to_bytes(&snapshot)));
         }
+        let subjects: Arc<[codec::Subject]> = record.subjects().into();
+        let record = Arc::new(record);
+        self.window.push(record.clone(), subjects);
         pending.records.push(record.clone());
         pending.bytes.push(bytes);
         Ok(record)
@@ -601,6 +637,7 @@ impl Ledger {
             *slot = last;
         }
         self.working = self.reader.head().clone();
+        self.window.pop_to(self.working.size);
         Ok(())
     }
 

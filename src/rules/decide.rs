@@ -16,6 +16,7 @@ use crate::country::Country;
 use crate::date::Date;
 use crate::name::Id;
 
+use super::Affected;
 use super::refusal::{Code, Figures, Refusal, grouped, tpp_text};
 use super::state::{ChipFact, Counters, EntityTpp, Facts};
 
@@ -39,24 +40,34 @@ pub fn decide(
     today: Date,
     target: Option<VoidTarget<'_>>,
 ) -> Result<Outcome, Refusal> {
+    let all = Affected::everything();
     let checker = Checker {
         facts,
         counters,
         event,
         date: effective,
+        owners: &all,
         stored: None,
     };
     checker.decide(today, target)
 }
 
 /// Re-checks a recorded event with its stored outcome against the state at its place in the
-/// timeline (`counters` as of just before it; `facts` of the whole log).
-pub fn recheck(facts: &Facts, counters: &Counters, record: &Record) -> Result<(), Refusal> {
+/// timeline (`counters` as of just before it; `facts` of the whole log), evaluating only the
+/// clauses that read the state of the `owners`: the subjects an insertion changed. Only their
+/// counters need be right in `counters`.
+pub fn recheck(
+    facts: &Facts,
+    counters: &Counters,
+    record: &Record,
+    owners: &Affected,
+) -> Result<(), Refusal> {
     let checker = Checker {
         facts,
         counters,
         event: &record.event,
         date: record.effective,
+        owners,
         stored: Some(&record.outcome),
     };
     checker.recheck()
@@ -67,6 +78,8 @@ struct Checker<'a> {
     counters: &'a Counters,
     event: &'a Event,
     date: Date,
+    /// Whose clauses to evaluate (everyone's when deciding).
+    owners: &'a Affected,
     /// The stored outcome when rechecking; `None` when deciding.
     stored: Option<&'a Outcome>,
 }
@@ -506,6 +519,9 @@ impl<'a> Checker<'a> {
         quantity: u64,
         chip: &ChipFact,
     ) -> Result<(), Refusal> {
+        if !self.owners.entity(entity) {
+            return Ok(());
+        }
         let held = self.counters.holding(entity, country, chip_id);
         if held >= quantity {
             return Ok(());
@@ -564,7 +580,7 @@ impl<'a> Checker<'a> {
             };
         }
         let country = arrival.country;
-        if self.facts.tier(country, self.date) == Tier::Three {
+        if self.owners.all && self.facts.tier(country, self.date) == Tier::Three {
             return Err(self.refuse(
                 Code::Tier3Destination,
                 format!(
@@ -574,7 +590,7 @@ impl<'a> Checker<'a> {
                 ),
             ));
         }
-        if self.facts.hq_tier(arrival.receiver, self.date) == Tier::Three {
+        if self.owners.all && self.facts.hq_tier(arrival.receiver, self.date) == Tier::Three {
             return Err(self.refuse(
                 Code::HqTier3,
                 format!(
@@ -590,7 +606,7 @@ impl<'a> Checker<'a> {
         outcome.basis = basis;
         outcome.counts_allocation = counts_allocation;
         if let Some(Outcome::Chips(stored)) = self.stored {
-            if stored.counts_allocation != counts_allocation {
+            if self.owners.all && stored.counts_allocation != counts_allocation {
                 return Err(self.refuse(
                     Code::BasisNotApplicable,
                     format!(
@@ -691,6 +707,7 @@ impl<'a> Checker<'a> {
         let receiver = arrival.receiver;
         let tier = || self.facts.tier(country, self.date);
         match basis {
+            Basis::Aia if !self.owners.all => None,
             Basis::Aia => {
                 if tier() != Tier::One {
                     Some(format!(
@@ -703,8 +720,10 @@ impl<'a> Checker<'a> {
                     None
                 }
             }
+            Basis::Uveu if !self.owners.entity(receiver) => None,
             Basis::Uveu => (!self.facts.has_universal_veu(receiver, self.date))
                 .then(|| format!("{receiver} holds no active universal VEU on {}", self.date)),
+            Basis::Nveu if !self.owners.entity(receiver) => None,
             Basis::Nveu => {
                 (!self.facts.has_national_veu(receiver, country, self.date)).then(|| {
                     format!(
@@ -716,7 +735,7 @@ impl<'a> Checker<'a> {
             Basis::Lpp => {
                 if arrival.in_country {
                     Some("an in-country transfer cannot use the LPP".to_string())
-                } else if tier() == Tier::Three {
+                } else if self.owners.all && tier() == Tier::Three {
                     Some(format!("{country} is a Tier 3 country"))
                 } else {
                     None
@@ -743,7 +762,7 @@ impl<'a> Checker<'a> {
         let amount_tpp = arrival.amount_tpp;
         let params = &self.facts.params;
         match basis {
-            Basis::Aia => {
+            Basis::Aia if self.owners.entity(receiver) => {
                 let threshold = params.ruleset.aia_threshold_tpp;
                 let before = self.counters.aia_received(receiver);
                 let after = before.saturating_add(amount_tpp);
@@ -769,7 +788,7 @@ impl<'a> Checker<'a> {
                 }
                 Ok(false)
             }
-            Basis::Nveu => {
+            Basis::Nveu if self.owners.entity(receiver) => {
                 let year = self.date.year();
                 let cap = params.nveu_cap(year).unwrap_or(0);
                 let held = self
@@ -803,7 +822,7 @@ impl<'a> Checker<'a> {
                 }
                 Ok(false)
             }
-            Basis::Lpp => {
+            Basis::Lpp if self.owners.entity(receiver) => {
                 if let Some((before, after, limit)) = self.lpp_excess(arrival) {
                     return Err(self.refuse_with(
                         Code::LppAnnualLimit,
@@ -828,7 +847,7 @@ impl<'a> Checker<'a> {
             }
             Basis::License => {
                 let counts = self.facts.tier(country, self.date) == Tier::Two;
-                if counts {
+                if counts && self.owners.country(country) {
                     let allocation = self.facts.allocation(country, self.date);
                     let before = self.counters.allocation_used(country);
                     let after = before.saturating_add(amount_tpp);
@@ -863,7 +882,7 @@ impl<'a> Checker<'a> {
     /// Checks the universal VEU ratios of `holder` after the given changes of its controlled
     /// TPP (country, amount, arriving), if it holds an active universal VEU.
     fn uveu_after(&self, holder: &Id, changes: &[(Country, u64, bool)]) -> Result<(), Refusal> {
-        if !self.facts.has_universal_veu(holder, self.date) {
+        if !self.owners.entity(holder) || !self.facts.has_universal_veu(holder, self.date) {
             return Ok(());
         }
         let before = self.counters.entity(holder).cloned().unwrap_or_default();
@@ -1004,7 +1023,7 @@ impl<'a> Checker<'a> {
     // ---- VEU grants (section 8, eligibility) ------------------------------------------------
 
     fn veu_grant(&self, holder: &Id, scope: Scope) -> Result<(), Refusal> {
-        {
+        if self.owners.all {
             let hq_tier = self.facts.hq_tier(holder, self.date);
             let refusal = match scope {
                 Scope::Universal if hq_tier != Tier::One => Some(format!(
@@ -1031,7 +1050,7 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
-        if scope == Scope::Universal {
+        if scope == Scope::Universal && self.owners.entity(holder) {
             let current = self.counters.entity(holder).cloned().unwrap_or_default();
             return self.uveu_ratios(holder, &current, &current);
         }
@@ -1048,7 +1067,7 @@ impl<'a> Checker<'a> {
     ) -> Result<WeightsAuthority, Refusal> {
         let hq_tier = self.facts.hq_tier(host, self.date);
         let tier = self.facts.tier(country, self.date);
-        if hq_tier == Tier::Three {
+        if self.owners.all && hq_tier == Tier::Three {
             return Err(self.refuse(
                 Code::HqTier3,
                 format!(
@@ -1058,7 +1077,7 @@ impl<'a> Checker<'a> {
                 ),
             ));
         }
-        if tier == Tier::Three {
+        if self.owners.all && tier == Tier::Three {
             return Err(self.refuse(
                 Code::WeightsTier3,
                 format!(
@@ -1084,12 +1103,17 @@ impl<'a> Checker<'a> {
         if let Some(Outcome::Weights(stored)) = self.stored {
             // A recheck keeps the authority the record was granted under: it must still hold.
             let still = match stored.authority {
-                WeightsAuthority::TierOne => tier == Tier::One,
-                WeightsAuthority::UniversalVeu => self.facts.has_universal_veu(host, self.date),
-                WeightsAuthority::NationalVeu => {
-                    self.facts.has_national_veu(host, country, self.date)
+                WeightsAuthority::TierOne => !self.owners.all || tier == Tier::One,
+                WeightsAuthority::UniversalVeu => {
+                    !self.owners.entity(host) || self.facts.has_universal_veu(host, self.date)
                 }
-                WeightsAuthority::SecuredTierOneHeadquarters => hq_tier == Tier::One && secured,
+                WeightsAuthority::NationalVeu => {
+                    !self.owners.entity(host)
+                        || self.facts.has_national_veu(host, country, self.date)
+                }
+                WeightsAuthority::SecuredTierOneHeadquarters => {
+                    !self.owners.all || (hq_tier == Tier::One && secured)
+                }
                 WeightsAuthority::Uncontrolled => true,
             };
             if still {

@@ -18,7 +18,7 @@ pub mod subject;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 
-use crate::codec::{Body, Outcome, Record, Subject};
+use crate::codec::{Body, Event, Outcome, Record, Subject};
 use crate::country::Country;
 use crate::date::Date;
 use crate::name::Id;
@@ -77,8 +77,8 @@ pub fn timeline_order(a: &Record, b: &Record) -> Ordering {
     TimelineKey::of(a).cmp(&TimelineKey::of(b))
 }
 
-/// Which recorded events an inserted record could make break: those concerning a subject whose
-/// counters or facts it changes (all of them, for a tier change).
+/// A set of subjects: whose counters a record reads or changes, or whose clauses a recheck
+/// evaluates. `all` stands for every subject (a tier change reaches every rule).
 #[derive(Clone, Debug, Default)]
 pub struct Affected {
     pub all: bool,
@@ -87,24 +87,100 @@ pub struct Affected {
 }
 
 impl Affected {
+    pub fn everything() -> Affected {
+        Affected {
+            all: true,
+            ..Affected::default()
+        }
+    }
+
+    /// The subjects whose counters or facts a decided record changes: the recorded events that
+    /// could now break are those concerning them.
     pub fn of(record: &Record) -> Affected {
         let mut affected = Affected::default();
         collect_affected(&record.event.body, &record.outcome, &mut affected);
         affected
     }
 
+    pub fn entity(&self, entity: &Id) -> bool {
+        self.all || self.entities.contains(entity)
+    }
+
+    pub fn country(&self, country: Country) -> bool {
+        self.all || self.countries.contains(&country)
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.all && self.entities.is_empty() && self.countries.is_empty()
     }
 
-    /// Whether `record` concerns an affected subject.
-    pub fn concerns(&self, record: &Record) -> bool {
+    /// Whether `record`, whose subjects are `subjects`, concerns one of these subjects: names
+    /// an entity of the set, or names a country of the set and touches its allocation.
+    pub fn concerns(&self, record: &Record, subjects: &[Subject]) -> bool {
         self.all
-            || record.subjects().iter().any(|subject| match subject {
+            || subjects.iter().any(|subject| match subject {
                 Subject::Entity(entity) => self.entities.contains(entity),
-                Subject::Country(country) => self.countries.contains(country),
+                Subject::Country(country) => {
+                    self.countries.contains(country) && touches_allocation(record)
+                }
                 Subject::Veu(_) | Subject::Chip(_) | Subject::Tiers => false,
             })
+    }
+}
+
+/// The subjects whose counters deciding a new event reads, and whose clauses it may break:
+/// the receiving and sending entities and the destination of a movement, a void's target's
+/// affected subjects, a grant's or revoke's holder; every subject for a tier change. Callers
+/// gather the later records concerning them ([`Affected::rewinds`]) before [`admit`].
+///
+/// Not every subject a record names: an exporter's counters are never read, and the only
+/// country counter any clause reads is its allocation use.
+pub fn reads(event: &Event, target: Option<&Record>, facts: &Facts) -> Affected {
+    let mut reads = Affected::default();
+    match (&event.body, target) {
+        (Body::TierChange(_), _) => return Affected::everything(),
+        (Body::Void(_), Some(target)) => return Affected::of(target),
+        (Body::VeuRevoke(revoke), _) => {
+            if let Some(fact) = facts.veus.get(&revoke.veu) {
+                reads.entities.insert(fact.holder.clone());
+            }
+        }
+        (Body::VeuGrant(grant), _) => {
+            reads.entities.insert(grant.entity.clone());
+        }
+        (Body::Inventory(holding) | Body::Decommission(holding), _) => {
+            reads.entities.insert(holding.entity.clone());
+        }
+        (Body::Shipment(shipment), _) => {
+            reads.entities.insert(shipment.consignee.clone());
+            reads.countries.insert(shipment.country);
+        }
+        (Body::Transfer(transfer), _) => {
+            reads.entities.insert(transfer.entity.clone());
+            if let Some(receiver) = &transfer.to_entity {
+                reads.entities.insert(receiver.clone());
+            }
+            reads.countries.insert(transfer.to_country);
+        }
+        (Body::AllocationChange(change), _) => {
+            reads.countries.insert(change.country);
+        }
+        _ => {}
+    }
+    reads
+}
+
+/// Whether `record` can change or check a country's allocation use: only these records need
+/// rewinding and rechecking for a country (FORMAT.md; the allocation is the one country-owned
+/// clause).
+pub fn touches_allocation(record: &Record) -> bool {
+    match (&record.event.body, &record.outcome) {
+        (Body::AllocationChange(_), _) => true,
+        (_, Outcome::Chips(chips)) => chips.counts_allocation,
+        (_, Outcome::Void(void)) => {
+            matches!(&*void.target_outcome, Outcome::Chips(chips) if chips.counts_allocation)
+        }
+        _ => false,
     }
 }
 
@@ -148,12 +224,18 @@ fn collect_affected(body: &Body, outcome: &Outcome, affected: &mut Affected) {
 
 /// Decides a new record at its place in the timeline and folds it into `state`.
 ///
-/// `state` is the fold of the whole log. `later` lists every record of the log whose
-/// [`TimelineKey`] is greater than the new record's, sorted by key (empty for an event dated on
-/// or after everything recorded). The later records' counters are taken out, the new record is
-/// decided against the state at its place, and the later records are put back one by one in
-/// timeline order, each rechecked against the state just before it if the new record affects
-/// it. If one would break, the new record is refused naming it, and `state` is restored.
+/// `state` is the fold of the whole log. `later` lists the records of the log that sit after
+/// the new record in the timeline ([`TimelineKey`]) and concern a subject of `reads` (all
+/// records after it when `reads.all`), sorted by key; it is empty for an event dated on or
+/// after everything recorded, the common case, which is decided against `state` directly.
+///
+/// Otherwise the counters of `reads` are copied and the later records taken out of the copy
+/// (latest first), so that it holds those subjects' counters at the new record's place. The
+/// record is decided there, and the later records are put back one by one in timeline order,
+/// each one concerning a subject the record affects rechecked first, with only that subject's
+/// clauses. The first that would break refuses the record, naming it. Only when all hold is
+/// the record folded into `state`: since the fold is commutative, adding it to the whole
+/// log's state is the same as inserting it in the middle.
 ///
 /// `record.outcome` is ignored and replaced; the decided outcome is returned.
 pub fn admit(
@@ -161,13 +243,35 @@ pub fn admit(
     record: &mut Record,
     today: Date,
     target: Option<VoidTarget<'_>>,
-    later: &[Record],
+    later: &[Later],
+    reads: &Affected,
 ) -> Result<Outcome, Rejection> {
-    // Undo the later records latest first, so that every intermediate state is a state the
-    // timeline really passed through (a void is undone before its target).
-    for undone in later.iter().rev() {
+    if later.is_empty() {
+        let outcome = decide(
+            &state.facts,
+            &state.counters,
+            record.effective,
+            &record.event,
+            today,
+            target,
+        )
+        .map_err(Rejection::Refused)?;
+        record.outcome = outcome.clone();
+        state.apply(record).map_err(Rejection::Inconsistent)?;
+        return Ok(outcome);
+    }
+    let mut counters = if reads.all {
+        let mut copy = state.counters.clone();
+        copy.lenient = true;
+        copy
+    } else {
         state
             .counters
+            .extract(&reads.entities, reads.countries.iter().copied())
+    };
+    for undone in later.iter().rev() {
+        let undone = &undone.record;
+        counters
             .apply_event(
                 undone.effective,
                 &undone.event,
@@ -176,48 +280,78 @@ pub fn admit(
             )
             .map_err(Rejection::Inconsistent)?;
     }
-    let restore_from = |state: &mut State, records: &[Record]| -> Result<(), Rejection> {
-        for record in records {
-            state
-                .counters
-                .apply_event(
-                    record.effective,
-                    &record.event,
-                    &record.outcome,
-                    state::Sign::Add,
-                )
-                .map_err(Rejection::Inconsistent)?;
-        }
-        Ok(())
-    };
-    let outcome = match decide(
+    let outcome = decide(
         &state.facts,
-        &state.counters,
+        &counters,
         record.effective,
         &record.event,
         today,
         target,
-    ) {
-        Ok(outcome) => outcome,
-        Err(refusal) => {
-            restore_from(state, later)?;
-            return Err(Rejection::Refused(refusal));
-        }
-    };
+    )
+    .map_err(Rejection::Refused)?;
     record.outcome = outcome.clone();
-    state.apply(record).map_err(Rejection::Inconsistent)?;
+    // The rechecks read the facts the new record brings (a revoke, a tier change).
+    state
+        .facts
+        .apply(record, state::Sign::Add)
+        .map_err(Rejection::Inconsistent)?;
+    let checked = recheck_later(&state.facts, &mut counters, record, later);
+    if let Err(rejection) = checked {
+        state
+            .facts
+            .apply(record, state::Sign::Remove)
+            .map_err(Rejection::Inconsistent)?;
+        return Err(rejection);
+    }
+    state
+        .counters
+        .apply_event(
+            record.effective,
+            &record.event,
+            &record.outcome,
+            state::Sign::Add,
+        )
+        .map_err(Rejection::Inconsistent)?;
+    Ok(outcome)
+}
+
+/// Puts the later records back into `counters` in timeline order after the new record,
+/// rechecking those that concern a subject it affects.
+fn recheck_later(
+    facts: &Facts,
+    counters: &mut Counters,
+    record: &Record,
+    later: &[Later],
+) -> Result<(), Rejection> {
+    counters
+        .apply_event(
+            record.effective,
+            &record.event,
+            &record.outcome,
+            state::Sign::Add,
+        )
+        .map_err(Rejection::Inconsistent)?;
     let affected = Affected::of(record);
-    for (index, existing) in later.iter().enumerate() {
-        if affected.concerns(existing) {
-            if let Err(broken) = recheck(&state.facts, &state.counters, existing) {
-                state.unapply(record).map_err(Rejection::Inconsistent)?;
-                restore_from(state, &later[index..])?;
+    for Later {
+        record: existing,
+        subjects,
+    } in later
+    {
+        if affected.concerns(existing, subjects) {
+            if let Err(broken) = recheck(facts, counters, existing, &affected) {
                 return Err(Rejection::Refused(breaking(record, existing, broken)));
             }
         }
-        restore_from(state, std::slice::from_ref(existing))?;
+        counters
+            .apply_event(
+                existing.effective,
+                &existing.event,
+                &existing.outcome,
+                state::Sign::Add,
+            )
+            .map_err(Rejection::Inconsistent)?;
     }
-    Ok(outcome)
+    Ok(())
 }
 
 fn breaking(inserted: &Record, existing: &Record, broken: Refusal) -> Refusal {
@@ -236,6 +370,14 @@ fn breaking(inserted: &Record, existing: &Record, broken: Refusal) -> Refusal {
         figures: broken.figures,
         breaks: Some(existing.event.id.clone()),
     }
+}
+
+/// A record after the one being admitted, with its subjects (computed once, when it was
+/// recorded).
+#[derive(Clone, Debug)]
+pub struct Later {
+    pub record: std::sync::Arc<Record>,
+    pub subjects: std::sync::Arc<[Subject]>,
 }
 
 /// Why a record was not admitted.

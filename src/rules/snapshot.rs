@@ -11,8 +11,7 @@ use crate::date::Date;
 use crate::name::{Id, Text};
 
 use super::state::{
-    ChipFact, Counters, CountryTpp, Dated, EntityFact, EntityTpp, Facts, Map, Params, State,
-    VeuFact,
+    ChipFact, Counters, CountryTpp, Dated, EntityFact, EntityTpp, Facts, Params, State, VeuFact,
 };
 
 /// (effective, seq, value) of a dated fact.
@@ -139,39 +138,50 @@ pub fn encode(state: &State) -> Vec<u8> {
         ),
         holdings: sorted(
             counters
-                .holdings
+                .entities
                 .iter()
-                .map(|((entity, country, chip), quantity)| {
-                    (entity.clone(), *country, chip.clone(), *quantity)
+                .flat_map(|(entity, parts)| {
+                    parts
+                        .holdings
+                        .iter()
+                        .map(move |((country, chip), quantity)| {
+                            (entity.clone(), *country, chip.clone(), *quantity)
+                        })
                 })
                 .collect(),
         ),
         entity_tpp: sorted(
             counters
-                .entity_tpp
+                .entities
                 .iter()
-                .map(|(id, tpp)| (id.clone(), tpp.by_country.clone()))
+                .filter(|(_, parts)| !parts.tpp.by_country.is_empty())
+                .map(|(id, parts)| (id.clone(), parts.tpp.by_country.clone()))
                 .collect(),
         ),
         lpp: sorted(
             counters
-                .lpp
+                .entities
                 .iter()
-                .filter(|(_, used)| **used > 0)
-                .map(|((id, year), used)| (id.clone(), *year, *used))
+                .flat_map(|(id, parts)| {
+                    parts
+                        .lpp
+                        .iter()
+                        .filter(|(_, used)| **used > 0)
+                        .map(move |(year, used)| (id.clone(), *year, *used))
+                })
                 .collect(),
         ),
         aia: sorted(
             counters
-                .aia
+                .entities
                 .iter()
-                .filter(|(_, received)| **received > 0)
-                .map(|(id, received)| (id.clone(), *received))
+                .filter(|(_, parts)| parts.aia > 0)
+                .map(|(id, parts)| (id.clone(), parts.aia))
                 .collect(),
         ),
         country_tpp: sorted(
             counters
-                .country_tpp
+                .countries
                 .iter()
                 .filter(|(_, tpp)| tpp.allocation_used > 0 || tpp.installed > 0)
                 .map(|(country, tpp)| (*country, tpp.allocation_used, tpp.installed))
@@ -179,9 +189,14 @@ pub fn encode(state: &State) -> Vec<u8> {
         ),
         weights: sorted(
             counters
-                .weights
+                .entities
                 .iter()
-                .map(|((id, country), count)| (id.clone(), *country, *count))
+                .flat_map(|(id, parts)| {
+                    parts
+                        .weights
+                        .iter()
+                        .map(move |(country, count)| (id.clone(), *country, *count))
+                })
                 .collect(),
         ),
     };
@@ -269,51 +284,46 @@ pub fn decode(bytes: &[u8], params: Arc<Params>) -> Result<State, CodecError> {
         facts.certified.insert(id, list);
     }
     facts.voided = snapshot.voided.into_iter().collect();
-    let holdings = snapshot
-        .holdings
-        .into_iter()
-        .map(|(entity, country, chip, quantity)| ((entity, country, chip), quantity))
-        .collect::<Map<_, _>>();
-    let entity_tpp = snapshot
-        .entity_tpp
-        .into_iter()
-        .map(|(id, by_country)| {
-            let total = by_country.iter().map(|(_, amount)| amount).sum();
-            (id, EntityTpp { total, by_country })
-        })
-        .collect();
-    let lpp = snapshot
-        .lpp
-        .into_iter()
-        .map(|(id, year, used)| ((id, year), used))
-        .collect();
-    let aia = snapshot.aia.into_iter().collect();
-    let country_tpp = snapshot
-        .country_tpp
-        .into_iter()
-        .map(|(country, allocation_used, installed)| {
-            (
-                country,
-                CountryTpp {
-                    allocation_used,
-                    installed,
-                },
-            )
-        })
-        .collect();
-    let weights = snapshot
-        .weights
-        .into_iter()
-        .map(|(id, country, count)| ((id, country), count))
-        .collect();
-    let counters = Counters {
-        holdings,
-        entity_tpp,
-        lpp,
-        aia,
-        country_tpp,
-        weights,
-        lenient: false,
-    };
+    let mut counters = Counters::default();
+    for (entity, country, chip, quantity) in snapshot.holdings {
+        counters
+            .entities
+            .entry(entity)
+            .or_default()
+            .holdings
+            .insert((country, chip), quantity);
+    }
+    for (entity, by_country) in snapshot.entity_tpp {
+        let total = by_country.iter().map(|(_, amount)| amount).sum();
+        counters.entities.entry(entity).or_default().tpp = EntityTpp { total, by_country };
+    }
+    for (entity, year, used) in snapshot.lpp {
+        counters
+            .entities
+            .entry(entity)
+            .or_default()
+            .lpp
+            .insert(year, used);
+    }
+    for (entity, received) in snapshot.aia {
+        counters.entities.entry(entity).or_default().aia = received;
+    }
+    for (country, allocation_used, installed) in snapshot.country_tpp {
+        counters.countries.insert(
+            country,
+            CountryTpp {
+                allocation_used,
+                installed,
+            },
+        );
+    }
+    for (entity, country, count) in snapshot.weights {
+        counters
+            .entities
+            .entry(entity)
+            .or_default()
+            .weights
+            .insert(country, count);
+    }
     Ok(State { facts, counters })
 }

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::codec::{Body, ChipsOutcome, Event, Outcome, Record, Ruleset, Scope, Tier};
+use crate::codec::{Basis, Body, ChipsOutcome, Event, Outcome, Record, Ruleset, Scope, Tier};
 use crate::country::Country;
 use crate::date::Date;
 use crate::name::{Id, Text};
@@ -140,22 +140,40 @@ pub struct CountryTpp {
     pub installed: u64,
 }
 
-/// Sums of chip movements.
+/// One entity's sums.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct EntityCounters {
+    /// Quantity by (country, chip), controlled or not; zero entries are removed.
+    pub holdings: Map<(Country, Id), u64>,
+    /// Controlled TPP.
+    pub tpp: EntityTpp,
+    /// LPP receipts by calendar year.
+    pub lpp: Map<u16, u64>,
+    /// Cumulative AIA receipts.
+    pub aia: u64,
+    /// Hostings of controlled model weights by country.
+    pub weights: Map<Country, u64>,
+}
+
+impl EntityCounters {
+    fn is_empty(&self) -> bool {
+        self.holdings.is_empty()
+            && self.tpp.total == 0
+            && self.tpp.by_country.is_empty()
+            && self.lpp.values().all(|used| *used == 0)
+            && self.aia == 0
+            && self.weights.is_empty()
+    }
+}
+
+/// Sums of chip movements, by entity and by country.
 #[derive(Clone, Default, Debug)]
 pub struct Counters {
-    /// Quantity by (entity, country, chip), controlled or not.
-    pub holdings: Map<(Id, Country, Id), u64>,
-    pub entity_tpp: Map<Id, EntityTpp>,
-    /// LPP receipts by (consignee, calendar year).
-    pub lpp: Map<(Id, u16), u64>,
-    /// Cumulative AIA receipts by consignee.
-    pub aia: Map<Id, u64>,
-    pub country_tpp: Map<Country, CountryTpp>,
-    /// Hostings of controlled model weights by (entity, country).
-    pub weights: Map<(Id, Country), u64>,
+    pub entities: Map<Id, EntityCounters>,
+    pub countries: Map<Country, CountryTpp>,
     /// Saturate instead of refusing to go below zero: for folding only *some* of a log's
-    /// records (a compliance bundle), where the counters of subjects outside the bundle are
-    /// incomplete and may not be read. Never set for a whole log.
+    /// records (a compliance bundle, a late record's scratch counters), where the counters of
+    /// subjects outside the set are incomplete and are never read. Never set for a whole log.
     pub lenient: bool,
 }
 
@@ -310,7 +328,7 @@ impl Facts {
 
     /// Folds a record's facts in (`Sign::Add`) or takes them out again (`Sign::Remove`, used to
     /// roll back a late record that a later event refused).
-    fn apply(&mut self, record: &Record, sign: Sign) -> Result<(), FoldError> {
+    pub fn apply(&mut self, record: &Record, sign: Sign) -> Result<(), FoldError> {
         let date = record.effective;
         let seq = record.seq;
         let adding = sign == Sign::Add;
@@ -479,29 +497,58 @@ pub enum Sign {
 impl Counters {
     /// The quantity of a chip an entity holds in a country.
     pub fn holding(&self, entity: &Id, country: Country, chip: &Id) -> u64 {
-        self.holdings
-            .get(&(entity.clone(), country, chip.clone()))
+        self.entities
+            .get(entity)
+            .and_then(|counters| counters.holdings.get(&(country, chip.clone())))
             .copied()
             .unwrap_or(0)
     }
 
     pub fn entity(&self, entity: &Id) -> Option<&EntityTpp> {
-        self.entity_tpp.get(entity)
+        self.entities.get(entity).map(|counters| &counters.tpp)
     }
 
     pub fn lpp_used(&self, entity: &Id, year: u16) -> u64 {
-        self.lpp.get(&(entity.clone(), year)).copied().unwrap_or(0)
+        self.entities
+            .get(entity)
+            .and_then(|counters| counters.lpp.get(&year))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn aia_received(&self, entity: &Id) -> u64 {
-        self.aia.get(entity).copied().unwrap_or(0)
+        self.entities.get(entity).map_or(0, |counters| counters.aia)
     }
 
     pub fn allocation_used(&self, country: Country) -> u64 {
-        self.country_tpp
+        self.countries
             .get(&country)
             .map(|tpp| tpp.allocation_used)
             .unwrap_or(0)
+    }
+
+    /// A lenient copy holding only the counters of the given entities and countries: what a
+    /// late record's decision and rechecks read.
+    pub fn extract<'a>(
+        &self,
+        entities: impl IntoIterator<Item = &'a Id>,
+        countries: impl IntoIterator<Item = Country>,
+    ) -> Counters {
+        let mut part = Counters {
+            lenient: true,
+            ..Counters::default()
+        };
+        for entity in entities {
+            if let Some(counters) = self.entities.get(entity) {
+                part.entities.insert(entity.clone(), counters.clone());
+            }
+        }
+        for country in countries {
+            if let Some(tpp) = self.countries.get(&country) {
+                part.countries.insert(country, *tpp);
+            }
+        }
+        part
     }
 
     /// Adds (or removes) the effects of one event with its outcome, dated `effective`.
@@ -512,7 +559,6 @@ impl Counters {
         outcome: &Outcome,
         sign: Sign,
     ) -> Result<(), FoldError> {
-        let lenient = self.lenient;
         match (&event.body, outcome) {
             (Body::Inventory(event), Outcome::Chips(chips)) => self.arrive(
                 &event.entity,
@@ -562,14 +608,14 @@ impl Counters {
             ),
             (Body::WeightsHosting(event), Outcome::Weights(weights)) => {
                 if weights.controlled {
-                    let count = self
-                        .weights
-                        .entry((event.entity.clone(), event.country))
-                        .or_default();
+                    let lenient = self.lenient;
+                    let counters = self.entities.entry(event.entity.clone()).or_default();
+                    let count = counters.weights.entry(event.country).or_default();
                     *count = adjust(lenient, *count, 1, sign, "controlled weights hostings")?;
                     if *count == 0 {
-                        self.weights.remove(&(event.entity.clone(), event.country));
+                        counters.weights.remove(&event.country);
                     }
+                    self.tidy(&event.entity);
                 }
                 Ok(())
             }
@@ -599,6 +645,18 @@ impl Counters {
         }
     }
 
+    /// Drops an entity's entry once every one of its sums is back to zero, so that a state has
+    /// one form whatever records were folded in and out.
+    fn tidy(&mut self, entity: &Id) {
+        if self
+            .entities
+            .get(entity)
+            .is_some_and(EntityCounters::is_empty)
+        {
+            self.entities.remove(entity);
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn arrive(
         &mut self,
@@ -611,42 +669,51 @@ impl Counters {
         sign: Sign,
     ) -> Result<(), FoldError> {
         let lenient = self.lenient;
-        self.add_holding(entity, country, chip, quantity, sign)?;
-        if !chips.controlled {
-            return Ok(());
-        }
-        self.add_entity_tpp(entity, country, chips.amount_tpp, sign)?;
-        let country_tpp = self.country_tpp.entry(country).or_default();
-        country_tpp.installed = adjust(
-            lenient,
-            country_tpp.installed,
-            chips.amount_tpp,
-            sign,
-            "installed TPP",
-        )?;
-        if chips.counts_allocation {
-            country_tpp.allocation_used = adjust(
+        let counters = self.entities.entry(entity.clone()).or_default();
+        add_holding(lenient, counters, entity, country, chip, quantity, sign)?;
+        if chips.controlled {
+            add_entity_tpp(lenient, &mut counters.tpp, country, chips.amount_tpp, sign)?;
+            match chips.basis {
+                Basis::Lpp => {
+                    let used = counters.lpp.entry(effective.year()).or_default();
+                    *used = adjust(lenient, *used, chips.amount_tpp, sign, "LPP use")?;
+                    if *used == 0 {
+                        counters.lpp.remove(&effective.year());
+                    }
+                }
+                Basis::Aia => {
+                    counters.aia = adjust(
+                        lenient,
+                        counters.aia,
+                        chips.amount_tpp,
+                        sign,
+                        "AIA receipts",
+                    )?;
+                }
+                _ => {}
+            }
+            let country_tpp = self.countries.entry(country).or_default();
+            country_tpp.installed = adjust(
                 lenient,
-                country_tpp.allocation_used,
+                country_tpp.installed,
                 chips.amount_tpp,
                 sign,
-                "allocation use",
+                "installed TPP",
             )?;
-        }
-        match chips.basis {
-            crate::codec::Basis::Lpp => {
-                let used = self
-                    .lpp
-                    .entry((entity.clone(), effective.year()))
-                    .or_default();
-                *used = adjust(lenient, *used, chips.amount_tpp, sign, "LPP use")?;
+            if chips.counts_allocation {
+                country_tpp.allocation_used = adjust(
+                    lenient,
+                    country_tpp.allocation_used,
+                    chips.amount_tpp,
+                    sign,
+                    "allocation use",
+                )?;
             }
-            crate::codec::Basis::Aia => {
-                let received = self.aia.entry(entity.clone()).or_default();
-                *received = adjust(lenient, *received, chips.amount_tpp, sign, "AIA receipts")?;
+            if *country_tpp == CountryTpp::default() {
+                self.countries.remove(&country);
             }
-            _ => {}
         }
+        self.tidy(entity);
         Ok(())
     }
 
@@ -664,10 +731,17 @@ impl Counters {
             Sign::Add => Sign::Remove,
             Sign::Remove => Sign::Add,
         };
-        self.add_holding(entity, country, chip, quantity, opposite)?;
+        let counters = self.entities.entry(entity.clone()).or_default();
+        add_holding(lenient, counters, entity, country, chip, quantity, opposite)?;
         if chips.controlled {
-            self.add_entity_tpp(entity, country, chips.amount_tpp, opposite)?;
-            let country_tpp = self.country_tpp.entry(country).or_default();
+            add_entity_tpp(
+                lenient,
+                &mut counters.tpp,
+                country,
+                chips.amount_tpp,
+                opposite,
+            )?;
+            let country_tpp = self.countries.entry(country).or_default();
             country_tpp.installed = adjust(
                 lenient,
                 country_tpp.installed,
@@ -675,71 +749,70 @@ impl Counters {
                 opposite,
                 "installed TPP",
             )?;
-        }
-        Ok(())
-    }
-
-    fn add_holding(
-        &mut self,
-        entity: &Id,
-        country: Country,
-        chip: &Id,
-        quantity: u64,
-        sign: Sign,
-    ) -> Result<(), FoldError> {
-        let lenient = self.lenient;
-        let key = (entity.clone(), country, chip.clone());
-        let held = self.holdings.get(&key).copied().unwrap_or(0);
-        let after = adjust(lenient, held, quantity, sign, "holdings").map_err(|_| {
-            FoldError(format!(
-                "{entity} would hold fewer than zero {chip} in {country} ({held} held, {quantity} leave)"
-            ))
-        })?;
-        if after == 0 {
-            self.holdings.remove(&key);
-        } else {
-            self.holdings.insert(key, after);
-        }
-        Ok(())
-    }
-
-    fn add_entity_tpp(
-        &mut self,
-        entity: &Id,
-        country: Country,
-        amount: u64,
-        sign: Sign,
-    ) -> Result<(), FoldError> {
-        let lenient = self.lenient;
-        let tpp = self.entity_tpp.entry(entity.clone()).or_default();
-        tpp.total = adjust(lenient, tpp.total, amount, sign, "controlled TPP")?;
-        match tpp.by_country.binary_search_by_key(&country, |(c, _)| *c) {
-            Ok(index) => {
-                let after = adjust(
-                    lenient,
-                    tpp.by_country[index].1,
-                    amount,
-                    sign,
-                    "controlled TPP",
-                )?;
-                if after == 0 {
-                    tpp.by_country.remove(index);
-                } else {
-                    tpp.by_country[index].1 = after;
-                }
-            }
-            Err(index) => {
-                let after = adjust(lenient, 0, amount, sign, "controlled TPP")?;
-                if after > 0 {
-                    tpp.by_country.insert(index, (country, after));
-                }
+            if *country_tpp == CountryTpp::default() {
+                self.countries.remove(&country);
             }
         }
-        if tpp.total == 0 && tpp.by_country.is_empty() {
-            self.entity_tpp.remove(entity);
-        }
+        self.tidy(entity);
         Ok(())
     }
+}
+
+fn add_holding(
+    lenient: bool,
+    counters: &mut EntityCounters,
+    entity: &Id,
+    country: Country,
+    chip: &Id,
+    quantity: u64,
+    sign: Sign,
+) -> Result<(), FoldError> {
+    let key = (country, chip.clone());
+    let held = counters.holdings.get(&key).copied().unwrap_or(0);
+    let after = adjust(lenient, held, quantity, sign, "holdings").map_err(|_| {
+        FoldError(format!(
+            "{entity} would hold fewer than zero {chip} in {country} ({held} held, {quantity} leave)"
+        ))
+    })?;
+    if after == 0 {
+        counters.holdings.remove(&key);
+    } else {
+        counters.holdings.insert(key, after);
+    }
+    Ok(())
+}
+
+fn add_entity_tpp(
+    lenient: bool,
+    tpp: &mut EntityTpp,
+    country: Country,
+    amount: u64,
+    sign: Sign,
+) -> Result<(), FoldError> {
+    tpp.total = adjust(lenient, tpp.total, amount, sign, "controlled TPP")?;
+    match tpp.by_country.binary_search_by_key(&country, |(c, _)| *c) {
+        Ok(index) => {
+            let after = adjust(
+                lenient,
+                tpp.by_country[index].1,
+                amount,
+                sign,
+                "controlled TPP",
+            )?;
+            if after == 0 {
+                tpp.by_country.remove(index);
+            } else {
+                tpp.by_country[index].1 = after;
+            }
+        }
+        Err(index) => {
+            let after = adjust(lenient, 0, amount, sign, "controlled TPP")?;
+            if after > 0 {
+                tpp.by_country.insert(index, (country, after));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn adjust(

@@ -64,22 +64,19 @@ pub fn project(state: &State, subject: &Subject) -> SubjectState {
                     fact.parent.clone(),
                 )
             });
-            let mut holdings: Vec<(Country, Id, u64)> = counters
+            let parts = counters.entities.get(id).cloned().unwrap_or_default();
+            let mut holdings: Vec<(Country, Id, u64)> = parts
                 .holdings
                 .iter()
-                .filter(|((entity, _, _), _)| entity == id)
-                .map(|((_, country, chip), quantity)| (*country, chip.clone(), *quantity))
+                .map(|((country, chip), quantity)| (*country, chip.clone(), *quantity))
                 .collect();
             holdings.sort();
-            let controlled_tpp = counters
-                .entity(id)
-                .map(|tpp| tpp.by_country.clone())
-                .unwrap_or_default();
-            let mut lpp_used: Vec<(u16, u64)> = counters
+            let controlled_tpp = parts.tpp.by_country.clone();
+            let mut lpp_used: Vec<(u16, u64)> = parts
                 .lpp
                 .iter()
-                .filter(|((entity, _), used)| entity == id && **used > 0)
-                .map(|((_, year), used)| (*year, *used))
+                .filter(|(_, used)| **used > 0)
+                .map(|(year, used)| (*year, *used))
                 .collect();
             lpp_used.sort();
             let certifications = facts
@@ -102,11 +99,10 @@ pub fn project(state: &State, subject: &Subject) -> SubjectState {
                 })
                 .collect();
             veus.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut controlled_weights: Vec<(Country, u64)> = counters
+            let mut controlled_weights: Vec<(Country, u64)> = parts
                 .weights
                 .iter()
-                .filter(|((entity, _), _)| entity == id)
-                .map(|((_, country), count)| (*country, *count))
+                .map(|(country, count)| (*country, *count))
                 .collect();
             controlled_weights.sort();
             SubjectState::Entity {
@@ -114,18 +110,14 @@ pub fn project(state: &State, subject: &Subject) -> SubjectState {
                 holdings,
                 controlled_tpp,
                 lpp_used,
-                aia_received: counters.aia_received(id),
+                aia_received: parts.aia,
                 certifications,
                 veus,
                 controlled_weights,
             }
         }
         Subject::Country(country) => {
-            let tpp = counters
-                .country_tpp
-                .get(country)
-                .copied()
-                .unwrap_or_default();
+            let tpp = counters.countries.get(country).copied().unwrap_or_default();
             SubjectState::Country {
                 allocation_used: tpp.allocation_used,
                 installed: tpp.installed,
