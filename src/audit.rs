@@ -74,6 +74,7 @@ pub fn verify_store(
         .head()?
         .ok_or_else(|| store_failure("the store has no head"))?;
     let source = StoreSource { store: &store };
+    let snapshots = snapshot_sizes(&store)?;
     let mut replay = Replay::new();
     let mut voids = 0u64;
     let mut root_at = None;
@@ -103,7 +104,7 @@ pub fn verify_store(
             if want_root_at == Some(replay.size()) {
                 root_at = Some((replay.size(), replay.root()));
             }
-            if replay.size() % head.snapshot_interval == 0 {
+            if snapshots.contains(&replay.size()) {
                 check_snapshot(&store, &replay)?;
             }
         }
@@ -139,6 +140,20 @@ fn check_tile(store: &Store, level: u8, index: u64, expected: &[u8]) -> Result<(
             "Merkle tile {level}/{index} is missing"
         ))),
     }
+}
+
+/// The log sizes at which prefix snapshots are stored. Where the writer placed them depends on
+/// the state's size; each one found is checked against the replay when it reaches that size,
+/// and [`check_derived`] refuses any that claims records the log does not have.
+fn snapshot_sizes(store: &Store) -> Result<std::collections::BTreeSet<u64>, Error> {
+    let mut sizes = std::collections::BTreeSet::new();
+    for item in store.derived_from(SNAPSHOT_PREFIX, SNAPSHOT_PREFIX) {
+        let (key, _) = item?;
+        let size = index::number_after(SNAPSHOT_PREFIX, &key)
+            .ok_or_else(|| store_failure("a prefix-snapshot key is malformed"))?;
+        sizes.insert(size);
+    }
+    Ok(sizes)
 }
 
 fn check_snapshot(store: &Store, replay: &Replay) -> Result<(), Error> {
@@ -208,6 +223,14 @@ fn check_head(store: &Store, head: &Head, replay: &Replay) -> Result<(), Error> 
 
 fn check_derived(store: &Store, replay: &Replay) -> Result<(), Error> {
     let size = replay.size();
+    if let Some(beyond) = snapshot_sizes(store)?
+        .into_iter()
+        .find(|at| *at == 0 || *at > size)
+    {
+        return Err(store_failure(format!(
+            "a prefix snapshot claims {beyond} records; the log has {size}"
+        )));
+    }
     // Id index.
     let mut chunks = 0u64;
     for item in store.derived_from(IDS_PREFIX, &index::key(IDS_PREFIX, 0)) {

@@ -30,7 +30,9 @@ impl Id {
                 text.chars().count()
             ));
         }
-        if let Some(bad) = text.chars().find(|c| !is_id_char(*c)) {
+        // Bytes, not characters: every allowed character is ASCII.
+        if !text.bytes().all(is_id_byte) {
+            let bad = text.chars().find(|c| !is_id_char(*c)).unwrap_or('?');
             return Err(format!(
                 "`{}` contains {:?}; identifiers use only letters, digits and . _ : -",
                 crate::country::printable(text),
@@ -43,6 +45,10 @@ impl Id {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+fn is_id_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b':' | b'-')
 }
 
 fn is_id_char(c: char) -> bool {

@@ -52,8 +52,11 @@ pub struct Head {
     pub last_recorded_at: Instant,
     /// The latest timeline date of any record (effective date; a void's target's date).
     pub max_date: Date,
-    /// Records between prefix snapshots (fixed when the ledger is created).
+    /// The fewest records between prefix snapshots (fixed when the ledger is created).
     pub snapshot_interval: u64,
+    /// And at least one record per this many bytes of the last snapshot, so that snapshots
+    /// stay a bounded fraction of the log however large the state grows; 0: by count only.
+    pub snapshot_bytes_per_record: u64,
 }
 
 /// Why the store cannot serve a request.

@@ -1,6 +1,7 @@
 //! The command line: argument definitions (one clap table, from which help, completions and
 //! the man page are generated) and dispatch to the commands.
 
+pub mod feed;
 pub mod output;
 pub mod proof;
 pub mod read;

@@ -8,7 +8,7 @@ use std::time::Instant as Clock;
 use serde_json::json;
 
 use super::output::{self, Style, paint};
-use super::{Context, Format};
+use super::{Context, Format, feed};
 use crate::codec::{Outcome, Record};
 use crate::error::Error;
 use crate::input::{self, Lines, Submission};
@@ -351,24 +351,30 @@ fn open_lines(file: &Path) -> Result<Lines<BufReader<Counted<File>>>, Error> {
 /// Checks every line of the file for bad input, so that a malformed line changes nothing.
 fn check_syntax(context: &Context, file: &Path, total: u64) -> Result<u64, Error> {
     let source = file.display().to_string();
-    let mut lines = open_lines(file)?;
     let bar = progress(context, total, "checking");
-    let mut count = 0u64;
-    while let Some((number, line)) = lines.next_line() {
-        let line = line.map_err(|error| Error::input(place(&source, number), error.to_string()))?;
-        input::parse_event(line)
-            .map_err(|error| Error::input(place(&source, number), error.to_string()))?;
-        count += 1;
-        if count % 4096 == 0 {
-            if let Some(bar) = &bar {
-                bar.set_position(lines.get_ref().get_ref().bytes);
-            }
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let checked = feed::check(open_lines(file)?, workers, |lines| {
+        if let Some(bar) = &bar {
+            bar.set_position(lines.get_ref().get_ref().bytes);
         }
-    }
+    });
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(count)
+    checked.map_err(|bad| Error::input(place(&source, bad.number), bad.message))
+}
+
+/// What an import did, line by line.
+#[derive(Default)]
+struct Tally {
+    recorded: u64,
+    skipped: u64,
+    refused: u64,
+    by_code: std::collections::BTreeMap<&'static str, u64>,
+    /// The refused line that stopped the import, without `--keep-going`.
+    stop: Option<(u64, Refusal)>,
+    shown: usize,
+    last_line: u64,
 }
 
 pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Result<(), Error> {
@@ -392,44 +398,62 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
     };
     let h100_tpp = ledger.reader().params().h100_tpp();
     let bar = progress(context, total, "importing");
-    let mut lines = open_lines(file)?;
-    let (mut recorded, mut skipped, mut refused_count) = (0u64, 0u64, 0u64);
-    let mut by_code: std::collections::BTreeMap<&'static str, u64> = Default::default();
-    let mut stop: Option<(u64, Refusal)> = None;
-    let mut shown = 0usize;
-    let mut last_line = 0u64;
-    while let Some((number, line)) = lines.next_line() {
-        last_line = number;
-        let line = line.map_err(|error| Error::input(place(&source, number), error.to_string()))?;
-        let submission = input::parse_event(line)
-            .map_err(|error| Error::input(place(&source, number), error.to_string()))?;
-        match ledger.submit(&submission, context.now)? {
-            Ok(Admitted::Recorded(_)) => recorded += 1,
-            Ok(Admitted::AlreadyRecorded(_)) => skipped += 1,
-            Err(refusal) => {
-                refused_count += 1;
-                *by_code.entry(refusal.code.as_str()).or_default() += 1;
-                if !keep_going {
-                    stop = Some((number, refusal));
-                    break;
-                }
-                if let Some(out) = rejects_file.as_mut() {
-                    writeln!(out, "{line}").map_err(Error::Output)?;
-                }
-                if shown < 10 && !context.quiet && context.format == Format::Table {
-                    eprintln!("{}: {refusal}", place(&source, number));
-                    shown += 1;
-                }
-            }
-        }
-        if ledger.staged_count() >= batch {
-            ledger.commit()?;
-            acknowledge(context, number, &ledger)?;
-            if let Some(bar) = &bar {
+    let mut tally = Tally::default();
+    let lines = open_lines(file)?;
+    let bar_for_reader = bar.clone();
+    std::thread::scope(|scope| -> Result<(), Error> {
+        let blocks = feed::stream(scope, lines, move |lines| {
+            if let Some(bar) = &bar_for_reader {
                 bar.set_position(lines.get_ref().get_ref().bytes);
             }
+        });
+        'blocks: for block in blocks {
+            // A bad line here means the file changed since it was checked.
+            let block = block.map_err(|bad| {
+                Error::input(
+                    place(&source, bad.number),
+                    format!("{} (the file changed during the import)", bad.message),
+                )
+            })?;
+            for event in &block.events {
+                tally.last_line = event.number;
+                match ledger.submit(&event.submission, context.now)? {
+                    Ok(Admitted::Recorded(_)) => tally.recorded += 1,
+                    Ok(Admitted::AlreadyRecorded(_)) => tally.skipped += 1,
+                    Err(refusal) => {
+                        tally.refused += 1;
+                        *tally.by_code.entry(refusal.code.as_str()).or_default() += 1;
+                        if !keep_going {
+                            tally.stop = Some((event.number, refusal));
+                            break 'blocks;
+                        }
+                        if let Some(out) = rejects_file.as_mut() {
+                            writeln!(out, "{}", &block.text[event.span.clone()])
+                                .map_err(Error::Output)?;
+                        }
+                        if tally.shown < 10 && !context.quiet && context.format == Format::Table {
+                            eprintln!("{}: {refusal}", place(&source, event.number));
+                            tally.shown += 1;
+                        }
+                    }
+                }
+                if ledger.staged_count() >= batch {
+                    ledger.commit()?;
+                    acknowledge(context, event.number, &ledger)?;
+                }
+            }
         }
-    }
+        Ok(())
+    })?;
+    let Tally {
+        recorded,
+        skipped,
+        refused: refused_count,
+        by_code,
+        stop,
+        last_line,
+        ..
+    } = tally;
     if ledger.commit()? > 0 {
         let through = stop.as_ref().map_or(last_line, |(line, _)| line - 1);
         acknowledge(context, through, &ledger)?;

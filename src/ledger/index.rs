@@ -13,8 +13,13 @@ use crate::name::Id;
 pub const ID_CHUNK: u64 = 4096;
 /// Bundles per position-index chunk (12 bytes each: 12 KiB).
 pub const POSITION_CHUNK: u64 = 1024;
-/// Records between prefix snapshots, unless a ledger was created with another interval.
-pub const SNAPSHOT_INTERVAL: u64 = 16_384;
+/// The fewest records between prefix snapshots, unless a ledger was created with another.
+pub const SNAPSHOT_INTERVAL: u64 = 4_096;
+/// A snapshot of B bytes is followed by the next one at least B / this many records later.
+/// Records are about 200 bytes, so snapshots take at most about a sixth of the store, their
+/// encoding costs a bounded share of an append, and an as-of query replays at most about
+/// B / 32 records after loading one.
+pub const SNAPSHOT_BYTES_PER_RECORD: u64 = 32;
 /// Snapshots are stored in values of at most this many bytes (sled keeps them inline).
 pub const SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024;
 
@@ -27,6 +32,14 @@ pub fn key(prefix: &[u8], number: u64) -> Vec<u8> {
     let mut key = prefix.to_vec();
     key.extend_from_slice(&number.to_be_bytes());
     key
+}
+
+/// How many records after a snapshot of `bytes` bytes the next one may come. Snapshots are
+/// taken at multiples of the head's interval, the first one at least this far along.
+pub fn snapshot_spacing(head: &crate::store::Head, bytes: u64) -> u64 {
+    bytes
+        .checked_div(head.snapshot_bytes_per_record)
+        .unwrap_or(0)
 }
 
 pub fn snapshot_key(size: u64, chunk: u32) -> Vec<u8> {

@@ -65,6 +65,7 @@ struct Pending {
     positions_before: (usize, Option<Position>),
     late: Vec<(u64, Date)>,
     snapshots: Vec<(u64, Vec<u8>)>,
+    last_snapshot_before: (u64, u64),
 }
 
 /// A ledger open for writing.
@@ -83,6 +84,8 @@ pub struct Ledger {
     pending: Option<Pending>,
     /// The most recent records, staged ones included.
     window: window::Window,
+    /// The size and byte length of the latest prefix snapshot, staged ones included.
+    last_snapshot: (u64, u64),
 }
 
 fn corrupt(message: String) -> Error {
@@ -111,16 +114,32 @@ impl Ledger {
         origin: Option<&str>,
         now: Instant,
     ) -> Result<(Ledger, Created), Error> {
-        Ledger::create_with(dir, origin, now, SNAPSHOT_INTERVAL)
+        Ledger::create_inner(
+            dir,
+            origin,
+            now,
+            SNAPSHOT_INTERVAL,
+            index::SNAPSHOT_BYTES_PER_RECORD,
+        )
     }
 
-    /// [`Ledger::create`] with a chosen number of records between prefix snapshots (tests use
-    /// small intervals to exercise snapshots on small logs).
+    /// [`Ledger::create`] with a prefix snapshot every `snapshot_interval` records, whatever
+    /// the state's size (tests use small intervals to exercise snapshots on small logs).
     pub fn create_with(
         dir: &Path,
         origin: Option<&str>,
         now: Instant,
         snapshot_interval: u64,
+    ) -> Result<(Ledger, Created), Error> {
+        Ledger::create_inner(dir, origin, now, snapshot_interval, 0)
+    }
+
+    fn create_inner(
+        dir: &Path,
+        origin: Option<&str>,
+        now: Instant,
+        snapshot_interval: u64,
+        snapshot_bytes_per_record: u64,
     ) -> Result<(Ledger, Created), Error> {
         if snapshot_interval == 0 {
             return Err(Error::Usage(
@@ -182,6 +201,7 @@ impl Ledger {
             last_recorded_at: now,
             max_date: genesis.effective,
             snapshot_interval,
+            snapshot_bytes_per_record,
         };
         let position = Position {
             max_date: genesis.effective,
@@ -247,7 +267,9 @@ impl Ledger {
                 .ok_or_else(|| corrupt("the last entry bundle is missing".into()))?
         };
         let head_size = head.size;
+        let last_snapshot = reader.last_snapshot(head.size)?;
         Ok(Ledger {
+            last_snapshot,
             positions: reader.positions.clone(),
             working: head,
             reader,
@@ -296,7 +318,11 @@ impl Ledger {
 
     /// The record with this event id, if any.
     pub fn find(&self, id: &Id) -> Result<Option<Arc<Record>>, Error> {
-        for seq in self.ids.candidates(index::id_hash(id)) {
+        self.find_hashed(id, index::id_hash(id))
+    }
+
+    fn find_hashed(&self, id: &Id, id_hash: u64) -> Result<Option<Arc<Record>>, Error> {
+        for seq in self.ids.candidates(id_hash) {
             let record = self.read(seq)?;
             if record.event.id == *id {
                 return Ok(Some(record));
@@ -360,6 +386,7 @@ impl Ledger {
             positions_before: (bundles, self.positions.last().copied()),
             late: Vec::new(),
             snapshots: Vec::new(),
+            last_snapshot_before: self.last_snapshot,
         });
     }
 
@@ -374,7 +401,8 @@ impl Ledger {
     ) -> Result<Result<Admitted, Refusal>, Error> {
         self.begin();
         let event = &submission.event;
-        if let Some(existing) = self.find(&event.id)? {
+        let id_hash = index::id_hash(&event.id);
+        if let Some(existing) = self.find_hashed(&event.id, id_hash)? {
             if content_bytes(existing.effective, &existing.event)
                 == content_bytes(submission.effective, event)
             {
@@ -439,7 +467,7 @@ impl Ledger {
                 return Err(corrupt(format!("the log does not fold: {error}")));
             }
         }
-        self.stage(record, key)
+        self.stage(record, key, id_hash)
             .map(|record| Ok(Admitted::Recorded(record)))
     }
 
@@ -532,11 +560,18 @@ impl Ledger {
             .apply(&record)
             .map_err(|error| corrupt(format!("the unchecked record does not fold: {error}")))?;
         let key = TimelineKey::of(&record);
-        self.stage(record, key)
+        let id_hash = index::id_hash(&record.event.id);
+        self.stage(record, key, id_hash)
     }
 
     /// Links, encodes, hashes and stages a decided record.
-    fn stage(&mut self, mut record: Record, key: TimelineKey) -> Result<Arc<Record>, Error> {
+    fn stage(
+        &mut self,
+        mut record: Record,
+        key: TimelineKey,
+        id_hash: u64,
+    ) -> Result<Arc<Record>, Error> {
+        debug_assert_eq!(id_hash, index::id_hash(&record.event.id));
         let pending = self.pending.as_mut().expect("a batch is open");
         let subjects = record.subjects();
         for subject in &subjects {
@@ -544,7 +579,7 @@ impl Ledger {
                 .links_undo
                 .push((subject.clone(), self.links.last.get(subject).copied()));
         }
-        record.links = self.links.link(&record);
+        record.links = self.links.link_subjects(record.seq, &subjects);
         let bytes = match codec::encode_record(&record) {
             Ok(bytes) => bytes,
             Err(error) => {
@@ -571,7 +606,7 @@ impl Ledger {
         let seq = record.seq;
         self.tree
             .push(codec::leaf_hash(&bytes), &mut pending.completed_tiles);
-        self.ids.push(index::id_hash(&record.event.id));
+        self.ids.push(id_hash);
         codec::push_entry(&mut self.last_bundle, &bytes);
         if (seq + 1) % BUNDLE_RECORDS == 0 {
             pending
@@ -595,16 +630,20 @@ impl Ledger {
         } else {
             self.positions[bundle] = position;
         }
-        if self.working.size % self.working.snapshot_interval == 0 {
+        let (snapshot_size, snapshot_bytes) = self.last_snapshot;
+        if self.working.size % self.working.snapshot_interval == 0
+            && self.working.size - snapshot_size
+                >= index::snapshot_spacing(&self.working, snapshot_bytes)
+        {
             let snapshot = PrefixSnapshot {
                 state: snapshot::encode(&self.state),
                 links: self.links.encode(),
             };
-            pending
-                .snapshots
-                .push((self.working.size, codec::to_bytes(&snapshot)));
+            let bytes = codec::to_bytes(&snapshot);
+            self.last_snapshot = (self.working.size, bytes.len() as u64);
+            pending.snapshots.push((self.working.size, bytes));
         }
-        let subjects: Arc<[codec::Subject]> = record.subjects().into();
+        let subjects: Arc<[codec::Subject]> = subjects.into();
         let record = Arc::new(record);
         self.window.push(record.clone(), subjects);
         pending.records.push(record.clone());
@@ -638,6 +677,7 @@ impl Ledger {
         }
         self.working = self.reader.head().clone();
         self.window.pop_to(self.working.size);
+        self.last_snapshot = pending.last_snapshot_before;
         Ok(())
     }
 
@@ -671,14 +711,16 @@ impl Ledger {
         Ok(())
     }
 
-    fn batch(&self) -> Batch {
-        let pending = self.pending.as_ref().expect("a batch is open");
+    /// The store batch of the staged records. It takes the staged full bundles: after it, the
+    /// batch must be committed or rolled back.
+    fn batch(&mut self) -> Batch {
+        let pending = self.pending.as_mut().expect("a batch is open");
         let first = self.reader.size();
         let end = self.working.size;
         let mut head = self.working.clone();
         head.root = self.tree.root();
         let mut batch = Batch {
-            bundles: pending.full_bundles.clone(),
+            bundles: std::mem::take(&mut pending.full_bundles),
             head: Some(head),
             ..Batch::default()
         };

@@ -21,16 +21,20 @@ const CACHED_BUNDLES: usize = 64;
 /// The last sequence number of every subject: the source of each new record's back-links.
 #[derive(Clone, Default, Debug, PartialEq, Eq)]
 pub struct Links {
-    pub last: std::collections::HashMap<Subject, u64>,
+    pub last: std::collections::HashMap<Subject, u64, foldhash::fast::RandomState>,
 }
 
 impl Links {
     /// Records `record` as the latest of each of its subjects; returns its back-links.
     pub fn link(&mut self, record: &Record) -> Vec<Option<u64>> {
-        record
-            .subjects()
-            .into_iter()
-            .map(|subject| self.last.insert(subject, record.seq))
+        self.link_subjects(record.seq, &record.subjects())
+    }
+
+    /// [`Links::link`] for a record whose subjects the caller has at hand.
+    pub fn link_subjects(&mut self, seq: u64, subjects: &[Subject]) -> Vec<Option<u64>> {
+        subjects
+            .iter()
+            .map(|subject| self.last.insert(subject.clone(), seq))
             .collect()
     }
 
@@ -373,6 +377,26 @@ impl Reader {
         Err(corrupt(format!(
             "position index entry {bundle} disagrees with its bundle"
         )))
+    }
+
+    /// The size and byte length of the latest stored prefix snapshot at or before `size`; for
+    /// none, the genesis record's (size 1, no bytes).
+    pub(crate) fn last_snapshot(&self, size: u64) -> Result<(u64, u64), Error> {
+        let found = self
+            .store
+            .derived_at_or_before(SNAPSHOT_PREFIX, &index::snapshot_key(size, u32::MAX))?;
+        let Some((key, last_chunk)) = found else {
+            return Ok((1, 0));
+        };
+        let malformed = || corrupt("a snapshot key is malformed".into());
+        let at = index::number_after(SNAPSHOT_PREFIX, &key).ok_or_else(malformed)?;
+        let chunk = key
+            .get(SNAPSHOT_PREFIX.len() + 8..)
+            .and_then(|bytes| bytes.try_into().ok())
+            .map(u32::from_be_bytes)
+            .ok_or_else(malformed)?;
+        let bytes = u64::from(chunk) * index::SNAPSHOT_CHUNK_BYTES as u64 + last_chunk.len() as u64;
+        Ok((at, bytes))
     }
 
     /// The latest stored prefix snapshot at or before `size`: its size, state and links.

@@ -6,15 +6,23 @@
 //! decoding anything. Only a record reaching further back reads the store.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::Arc;
 
 use crate::codec::{Record, Subject};
+use crate::ledger::index::PassThrough;
 use crate::rules::{Affected, Later, TimelineKey, touches_allocation};
 
 /// Records kept: about two months of a busy ledger's history, some 30 MiB.
 pub const CAPACITY: usize = 1 << 16;
 
-type Index = HashMap<Subject, VecDeque<u64>, foldhash::fast::RandomState>;
+/// Lists by a 64-bit hash of the subject: pushing a record then neither clones nor compares
+/// names. A collision only adds candidates, which [`Window::later`] filters by subject anyway.
+type Index = HashMap<u64, VecDeque<u64>, BuildHasherDefault<PassThrough>>;
+
+fn subject_hash(subject: &Subject) -> u64 {
+    foldhash::fast::FixedState::with_seed(0).hash_one(subject)
+}
 
 pub struct Window {
     capacity: usize,
@@ -23,7 +31,7 @@ pub struct Window {
     records: VecDeque<Later>,
     /// For each entity, the sequence numbers of its records in the window; for each country,
     /// of its records that touch its allocation (the only country counter a rule reads).
-    /// Ascending.
+    /// Ascending; by [`subject_hash`].
     by_subject: Index,
 }
 
@@ -76,7 +84,7 @@ impl Window {
         let later = Later { record, subjects };
         for subject in Window::indexed(&later) {
             self.by_subject
-                .entry(subject.clone())
+                .entry(subject_hash(subject))
                 .or_default()
                 .push_back(later.record.seq);
         }
@@ -85,10 +93,11 @@ impl Window {
             let oldest = self.records.pop_front().expect("not empty");
             self.first += 1;
             for subject in Window::indexed(&oldest) {
-                let list = self.by_subject.get_mut(subject).expect("indexed on entry");
+                let hash = subject_hash(subject);
+                let list = self.by_subject.get_mut(&hash).expect("indexed on entry");
                 assert_eq!(list.pop_front(), Some(oldest.record.seq));
                 if list.is_empty() {
-                    self.by_subject.remove(subject);
+                    self.by_subject.remove(&hash);
                 }
             }
         }
@@ -102,10 +111,11 @@ impl Window {
                 break;
             };
             for subject in Window::indexed(&newest) {
-                if let Some(list) = self.by_subject.get_mut(subject) {
+                let hash = subject_hash(subject);
+                if let Some(list) = self.by_subject.get_mut(&hash) {
                     list.pop_back();
                     if list.is_empty() {
-                        self.by_subject.remove(subject);
+                        self.by_subject.remove(&hash);
                     }
                 }
             }
@@ -142,7 +152,7 @@ impl Window {
                 );
             let mut seqs: Vec<u64> = Vec::new();
             for subject in subjects {
-                if let Some(list) = self.by_subject.get(&subject) {
+                if let Some(list) = self.by_subject.get(&subject_hash(&subject)) {
                     // Newest first, down to `from`: older records all sit before `key`.
                     seqs.extend(list.iter().rev().take_while(|seq| **seq >= from));
                 }
@@ -152,7 +162,10 @@ impl Window {
             found.extend(
                 seqs.into_iter()
                     .filter_map(|seq| self.records.get(usize::try_from(seq - self.first).ok()?))
-                    .filter(|later| TimelineKey::of(&later.record) > key)
+                    .filter(|later| {
+                        TimelineKey::of(&later.record) > key
+                            && reads.concerns(&later.record, &later.subjects)
+                    })
                     .cloned(),
             );
         }

@@ -11,7 +11,8 @@ use crate::date::Date;
 use crate::name::{Id, Text};
 
 use super::state::{
-    ChipFact, Counters, CountryTpp, Dated, EntityFact, EntityTpp, Facts, Params, State, VeuFact,
+    ChipFact, Counters, CountryTpp, Dated, EntityCounters, EntityFact, EntityTpp, Facts, Params,
+    State, VeuFact,
 };
 
 /// (effective, seq, value) of a dated fact.
@@ -28,12 +29,22 @@ struct Snapshot {
     veus: Vec<VeuEntry>,
     certified: Vec<(Id, Vec<(Date, u64)>)>,
     voided: Vec<(u64, u64)>,
-    holdings: Vec<(Id, Country, Id, u64)>,
-    entity_tpp: Vec<(Id, Vec<(Country, u64)>)>,
-    lpp: Vec<(Id, u16, u64)>,
-    aia: Vec<(Id, u64)>,
+    /// Sorted by entity; entities whose counters are all zero are left out.
+    entity_counters: Vec<EntityEntry>,
     country_tpp: Vec<(Country, u64, u64)>,
-    weights: Vec<(Id, Country, u64)>,
+}
+
+/// One entity's counters, nested as in memory so that neither side regroups them: holdings
+/// (country, chip, quantity), controlled TPP by country, LPP by year, AIA receipts, weights
+/// hostings by country; each list sorted.
+#[derive(bincode::Encode, bincode::Decode)]
+struct EntityEntry {
+    entity: Id,
+    holdings: Vec<(Country, Id, u64)>,
+    tpp_by_country: Vec<(Country, u64)>,
+    lpp: Vec<(u16, u64)>,
+    aia: u64,
+    weights: Vec<(Country, u64)>,
 }
 
 fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
@@ -136,67 +147,48 @@ pub fn encode(state: &State) -> Vec<u8> {
                 .map(|(target, void)| (*target, *void))
                 .collect(),
         ),
-        holdings: sorted(
-            counters
+        entity_counters: {
+            let mut entries: Vec<EntityEntry> = counters
                 .entities
                 .iter()
-                .flat_map(|(entity, parts)| {
-                    parts
-                        .holdings
-                        .iter()
-                        .map(move |((country, chip), quantity)| {
-                            (entity.clone(), *country, chip.clone(), *quantity)
-                        })
+                .filter(|(_, parts)| !parts.is_empty())
+                .map(|(entity, parts)| EntityEntry {
+                    entity: entity.clone(),
+                    holdings: sorted(
+                        parts
+                            .holdings
+                            .iter()
+                            .map(|((country, chip), quantity)| (*country, chip.clone(), *quantity))
+                            .collect(),
+                    ),
+                    tpp_by_country: parts.tpp.by_country.clone(),
+                    lpp: sorted(
+                        parts
+                            .lpp
+                            .iter()
+                            .filter(|(_, used)| **used > 0)
+                            .map(|(year, used)| (*year, *used))
+                            .collect(),
+                    ),
+                    aia: parts.aia,
+                    weights: sorted(
+                        parts
+                            .weights
+                            .iter()
+                            .map(|(country, count)| (*country, *count))
+                            .collect(),
+                    ),
                 })
-                .collect(),
-        ),
-        entity_tpp: sorted(
-            counters
-                .entities
-                .iter()
-                .filter(|(_, parts)| !parts.tpp.by_country.is_empty())
-                .map(|(id, parts)| (id.clone(), parts.tpp.by_country.clone()))
-                .collect(),
-        ),
-        lpp: sorted(
-            counters
-                .entities
-                .iter()
-                .flat_map(|(id, parts)| {
-                    parts
-                        .lpp
-                        .iter()
-                        .filter(|(_, used)| **used > 0)
-                        .map(move |(year, used)| (id.clone(), *year, *used))
-                })
-                .collect(),
-        ),
-        aia: sorted(
-            counters
-                .entities
-                .iter()
-                .filter(|(_, parts)| parts.aia > 0)
-                .map(|(id, parts)| (id.clone(), parts.aia))
-                .collect(),
-        ),
+                .collect();
+            entries.sort_unstable_by(|a, b| a.entity.cmp(&b.entity));
+            entries
+        },
         country_tpp: sorted(
             counters
                 .countries
                 .iter()
                 .filter(|(_, tpp)| tpp.allocation_used > 0 || tpp.installed > 0)
                 .map(|(country, tpp)| (*country, tpp.allocation_used, tpp.installed))
-                .collect(),
-        ),
-        weights: sorted(
-            counters
-                .entities
-                .iter()
-                .flat_map(|(id, parts)| {
-                    parts
-                        .weights
-                        .iter()
-                        .map(move |(country, count)| (id.clone(), *country, *count))
-                })
                 .collect(),
         ),
     };
@@ -285,28 +277,24 @@ pub fn decode(bytes: &[u8], params: Arc<Params>) -> Result<State, CodecError> {
     }
     facts.voided = snapshot.voided.into_iter().collect();
     let mut counters = Counters::default();
-    for (entity, country, chip, quantity) in snapshot.holdings {
-        counters
-            .entities
-            .entry(entity)
-            .or_default()
-            .holdings
-            .insert((country, chip), quantity);
-    }
-    for (entity, by_country) in snapshot.entity_tpp {
-        let total = by_country.iter().map(|(_, amount)| amount).sum();
-        counters.entities.entry(entity).or_default().tpp = EntityTpp { total, by_country };
-    }
-    for (entity, year, used) in snapshot.lpp {
-        counters
-            .entities
-            .entry(entity)
-            .or_default()
-            .lpp
-            .insert(year, used);
-    }
-    for (entity, received) in snapshot.aia {
-        counters.entities.entry(entity).or_default().aia = received;
+    counters.entities.reserve(snapshot.entity_counters.len());
+    for entry in snapshot.entity_counters {
+        let total = entry.tpp_by_country.iter().map(|(_, amount)| amount).sum();
+        let parts = EntityCounters {
+            holdings: entry
+                .holdings
+                .into_iter()
+                .map(|(country, chip, quantity)| ((country, chip), quantity))
+                .collect(),
+            tpp: EntityTpp {
+                total,
+                by_country: entry.tpp_by_country,
+            },
+            lpp: entry.lpp.into_iter().collect(),
+            aia: entry.aia,
+            weights: entry.weights.into_iter().collect(),
+        };
+        counters.entities.insert(entry.entity, parts);
     }
     for (country, allocation_used, installed) in snapshot.country_tpp {
         counters.countries.insert(
@@ -316,14 +304,6 @@ pub fn decode(bytes: &[u8], params: Arc<Params>) -> Result<State, CodecError> {
                 installed,
             },
         );
-    }
-    for (entity, country, count) in snapshot.weights {
-        counters
-            .entities
-            .entry(entity)
-            .or_default()
-            .weights
-            .insert(country, count);
     }
     Ok(State { facts, counters })
 }

@@ -156,7 +156,7 @@ pub struct EntityCounters {
 }
 
 impl EntityCounters {
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.holdings.is_empty()
             && self.tpp.total == 0
             && self.tpp.by_country.is_empty()
