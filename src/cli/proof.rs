@@ -160,6 +160,20 @@ pub fn inclusion(
     let elapsed = started.elapsed();
     let text = inclusion::build(&bytes, seq, &proof, &checkpoint.note);
     emit(output_path, &text)?;
+    // With the proof on standard output, nothing else may go there.
+    if context.format == Format::Json && output_path.is_some() {
+        return output::json(&json!({
+            "status": "proved",
+            "seq": seq,
+            "id": record.event.id,
+            "type": record.event.body.type_name(),
+            "size": checkpoint.size,
+            "root": view::base64(&checkpoint.root),
+            "hashes": proof.len(),
+            "bytes": text.len(),
+            "milliseconds": elapsed.as_secs_f64() * 1000.0,
+        }));
+    }
     output::note(
         context.quiet || output_path.is_none(),
         &format!(

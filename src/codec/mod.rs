@@ -198,7 +198,11 @@ impl fmt::Display for CodecError {
 
 /// Encodes a record canonically.
 pub fn encode_record(record: &Record) -> Result<Vec<u8>, CodecError> {
-    let subjects = record.subjects().len();
+    encode_linked(record, record.subjects().len())
+}
+
+/// [`encode_record`] for a caller that knows how many subjects the record has.
+pub fn encode_linked(record: &Record, subjects: usize) -> Result<Vec<u8>, CodecError> {
     if record.links.len() != subjects {
         return Err(CodecError::LinksMismatch {
             links: record.links.len(),
@@ -229,11 +233,41 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
             total: bytes.len(),
         });
     }
-    let again = encode_record(&record)?;
-    if again != bytes {
+    let subjects = record.subjects().len();
+    if record.links.len() != subjects {
+        return Err(CodecError::LinksMismatch {
+            links: record.links.len(),
+            subjects,
+        });
+    }
+    // Re-encode and compare as the bytes come, without building a second copy.
+    let mut compare = Compare {
+        expected: bytes,
+        position: 0,
+    };
+    bincode::encode_into_writer(&record, &mut compare, config())
+        .map_err(|_| CodecError::NotCanonical)?;
+    if compare.position != bytes.len() {
         return Err(CodecError::NotCanonical);
     }
     Ok(record)
+}
+
+/// A bincode writer that checks that what is written equals `expected`, byte for byte.
+struct Compare<'a> {
+    expected: &'a [u8],
+    position: usize,
+}
+
+impl bincode::enc::write::Writer for Compare<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        let end = self.position + bytes.len();
+        if self.expected.get(self.position..end) != Some(bytes) {
+            return Err(bincode::error::EncodeError::Other("not canonical"));
+        }
+        self.position = end;
+        Ok(())
+    }
 }
 
 /// The chain hasher with its context key derived once (deriving it costs as much as hashing a

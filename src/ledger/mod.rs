@@ -580,7 +580,7 @@ impl Ledger {
                 .push((subject.clone(), self.links.last.get(subject).copied()));
         }
         record.links = self.links.link_subjects(record.seq, &subjects);
-        let bytes = match codec::encode_record(&record) {
+        let bytes = match codec::encode_linked(&record, subjects.len()) {
             Ok(bytes) => bytes,
             Err(error) => {
                 // Undo what this record changed so far, then report it as bad input.

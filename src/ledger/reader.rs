@@ -432,6 +432,18 @@ impl Reader {
         Links::default()
     }
 
+    /// The state of the first `size` records folded from the genesis record on, ignoring every
+    /// snapshot: what rebuilding the derived state from the log alone costs.
+    pub fn replay_from_genesis(&self, size: u64) -> Result<State, Error> {
+        let mut state = State::with_params(self.params.clone());
+        self.for_each(1, size, |_, record| {
+            state
+                .apply(record)
+                .map_err(|error| corrupt(format!("record {} does not fold: {error}", record.seq)))
+        })?;
+        Ok(state)
+    }
+
     /// The state and links of the first `size` records: a snapshot, then a replay.
     pub fn prefix_state(&self, size: u64) -> Result<(State, Links), Error> {
         let (at, mut state, mut links) = self.snapshot_at_or_before(size)?;

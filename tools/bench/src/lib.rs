@@ -6,7 +6,10 @@
 
 pub mod args;
 pub mod floor;
+pub mod suite;
 pub mod workload;
+
+pub use floor::BoxError;
 
 use std::path::Path;
 
