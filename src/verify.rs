@@ -175,7 +175,8 @@ impl Replay {
             Some(day) => self.max_dates.partition_point(|max| *max <= day) as u64,
             None => 0,
         };
-        let mut later = self.window.later(reads, key, from);
+        let latest = |subject: &Subject| self.links.last.get(subject).copied();
+        let mut later = self.window.later(reads, key, from, latest);
         if from < self.window.first() {
             for seq in from..self.window.first() {
                 let record = self.record(seq, source)?;
@@ -196,8 +197,8 @@ impl Replay {
         source: &dyn RecordSource,
     ) -> Result<Arc<Record>, Failure> {
         let seq = self.size;
-        let record =
-            codec::decode_record(bytes).map_err(|error| fail(seq, format!("the bytes {error}")))?;
+        let (record, subjects) = codec::decode_record_subjects(bytes)
+            .map_err(|error| fail(seq, format!("the bytes {error}")))?;
         if record.seq != seq {
             return Err(fail(
                 seq,
@@ -240,7 +241,7 @@ impl Replay {
             }
             (None, _) => return Err(fail(seq, "the log does not start with a genesis record")),
             (Some(_), Body::Genesis(_)) => return Err(fail(seq, "a second genesis record")),
-            (Some(_), _) => self.replay(&record, key, source)?,
+            (Some(_), _) => self.replay(&record, &subjects, key, source)?,
         }
         self.ids.push(id_hash(&record.event.id));
         if self.size > 0 && key.date < self.max_dates[self.size as usize - 1] {
@@ -266,15 +267,15 @@ impl Replay {
         self.last_chain = codec::chain_hash(bytes);
         self.last_recorded_at = Some(record.recorded_at);
         self.size += 1;
-        let subjects: Arc<[Subject]> = record.subjects().into();
         let record = Arc::new(record);
-        self.window.push(record.clone(), subjects);
+        self.window.push(record.clone(), subjects.into());
         Ok(record)
     }
 
     fn replay(
         &mut self,
         record: &Record,
+        subjects: &[Subject],
         key: TimelineKey,
         source: &dyn RecordSource,
     ) -> Result<(), Failure> {
@@ -360,7 +361,7 @@ impl Replay {
                 ));
             }
         }
-        let expected_links = self.links.link(record);
+        let expected_links = self.links.link_subjects(record.seq, subjects);
         if expected_links != record.links {
             return Err(fail(
                 seq,

@@ -7,9 +7,9 @@
 
 use std::io::BufRead;
 use std::ops::Range;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::Mutex;
 use std::thread::Scope;
 
 use crate::input::{self, Lines, Submission};
@@ -202,7 +202,8 @@ mod tests {
         Lines::new(std::io::Cursor::new(text.as_bytes().to_vec()))
     }
 
-    const GOOD: &str = r#"{"type":"aia_certification","id":"C-1","effective":"2025-02-01","entity":"acme"}"#;
+    const GOOD: &str =
+        r#"{"type":"aia_certification","id":"C-1","effective":"2025-02-01","entity":"acme"}"#;
 
     fn file(bad_at: &[usize], count: usize) -> String {
         (1..=count)
@@ -251,7 +252,9 @@ mod tests {
                                 event.submission.event.id.as_str(),
                                 format!("C-{}", event.number)
                             );
-                            assert!(block.text[event.span].contains(&format!("C-{}", event.number)));
+                            assert!(
+                                block.text[event.span].contains(&format!("C-{}", event.number))
+                            );
                             numbers.push(event.number);
                         }
                     }

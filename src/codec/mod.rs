@@ -219,6 +219,11 @@ pub fn encode_linked(record: &Record, subjects: usize) -> Result<Vec<u8>, CodecE
 
 /// Decodes a record, insisting on canonical bytes.
 pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
+    decode_record_subjects(bytes).map(|(record, _)| record)
+}
+
+/// [`decode_record`], with the record's subjects (computed to check its back-links anyway).
+pub fn decode_record_subjects(bytes: &[u8]) -> Result<(Record, Vec<Subject>), CodecError> {
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(CodecError::TooLarge(bytes.len()));
     }
@@ -233,11 +238,11 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
             total: bytes.len(),
         });
     }
-    let subjects = record.subjects().len();
-    if record.links.len() != subjects {
+    let subjects = record.subjects();
+    if record.links.len() != subjects.len() {
         return Err(CodecError::LinksMismatch {
             links: record.links.len(),
-            subjects,
+            subjects: subjects.len(),
         });
     }
     // Re-encode and compare as the bytes come, without building a second copy.
@@ -250,7 +255,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
     if compare.position != bytes.len() {
         return Err(CodecError::NotCanonical);
     }
-    Ok(record)
+    Ok((record, subjects))
 }
 
 /// A bincode writer that checks that what is written equals `expected`, byte for byte.

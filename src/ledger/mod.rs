@@ -349,7 +349,8 @@ impl Ledger {
             }
             None => 0,
         };
-        let mut later = self.window.later(reads, key, from);
+        let latest = |subject: &codec::Subject| self.links.last.get(subject).copied();
+        let mut later = self.window.later(reads, key, from, latest);
         if from < self.window.first() {
             let mut consider = |record: Arc<Record>| {
                 let subjects: Arc<[codec::Subject]> = record.subjects().into();

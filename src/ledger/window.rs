@@ -1,38 +1,27 @@
-//! The most recent records of a log, decoded, with an index by subject.
+//! The most recent records of a log, decoded, for late records and voids.
 //!
 //! A late record or a void needs the records that sit after it in the timeline and concern its
 //! subjects. Nearly always they are recent, so the writer and the verifier keep the last
-//! [`CAPACITY`] records here and find them through each subject's list, without reading or
-//! decoding anything. Only a record reaching further back reads the store.
+//! [`CAPACITY`] records here. They need no index of their own: every record carries, per
+//! subject, the sequence number of the subject's previous record (its back-links, FORMAT.md),
+//! so a subject's recent records are a walk back from its latest one. Only a record reaching
+//! further back than the window reads the store.
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::codec::{Record, Subject};
-use crate::ledger::index::PassThrough;
-use crate::rules::{Affected, Later, TimelineKey, touches_allocation};
+use crate::rules::{Affected, Later, TimelineKey};
 
 /// Records kept: about two months of a busy ledger's history, some 30 MiB.
 pub const CAPACITY: usize = 1 << 16;
-
-/// Lists by a 64-bit hash of the subject: pushing a record then neither clones nor compares
-/// names. A collision only adds candidates, which [`Window::later`] filters by subject anyway.
-type Index = HashMap<u64, VecDeque<u64>, BuildHasherDefault<PassThrough>>;
-
-fn subject_hash(subject: &Subject) -> u64 {
-    foldhash::fast::FixedState::with_seed(0).hash_one(subject)
-}
 
 pub struct Window {
     capacity: usize,
     /// The sequence number of `records[0]`.
     first: u64,
+    /// Each record with its subjects, sorted as its back-links are.
     records: VecDeque<Later>,
-    /// For each entity, the sequence numbers of its records in the window; for each country,
-    /// of its records that touch its allocation (the only country counter a rule reads).
-    /// Ascending; by [`subject_hash`].
-    by_subject: Index,
 }
 
 impl Window {
@@ -46,7 +35,6 @@ impl Window {
             capacity: capacity.max(1),
             first,
             records: VecDeque::new(),
-            by_subject: Index::default(),
         }
     }
 
@@ -60,75 +48,53 @@ impl Window {
         self.first + self.records.len() as u64
     }
 
-    pub fn get(&self, seq: u64) -> Option<&Arc<Record>> {
+    fn entry(&self, seq: u64) -> Option<&Later> {
         let offset = seq.checked_sub(self.first)?;
-        self.records
-            .get(usize::try_from(offset).ok()?)
-            .map(|later| &later.record)
+        self.records.get(usize::try_from(offset).ok()?)
     }
 
-    /// The subjects a record is listed under: its entities always, its countries only when it
-    /// touches their allocation.
-    fn indexed(later: &Later) -> impl Iterator<Item = &Subject> {
-        let allocation = touches_allocation(&later.record);
-        later.subjects.iter().filter(move |subject| match subject {
-            Subject::Entity(_) => true,
-            Subject::Country(_) => allocation,
-            Subject::Veu(_) | Subject::Chip(_) | Subject::Tiers => false,
-        })
+    pub fn get(&self, seq: u64) -> Option<&Arc<Record>> {
+        self.entry(seq).map(|later| &later.record)
     }
 
     /// Adds the next record, forgetting the oldest when full.
     pub fn push(&mut self, record: Arc<Record>, subjects: Arc<[Subject]>) {
         assert_eq!(record.seq, self.end(), "records enter the window in order");
-        let later = Later { record, subjects };
-        for subject in Window::indexed(&later) {
-            self.by_subject
-                .entry(subject_hash(subject))
-                .or_default()
-                .push_back(later.record.seq);
-        }
-        self.records.push_back(later);
+        assert_eq!(
+            record.links.len(),
+            subjects.len(),
+            "a record has one back-link per subject"
+        );
+        self.records.push_back(Later { record, subjects });
         if self.records.len() > self.capacity {
-            let oldest = self.records.pop_front().expect("not empty");
+            self.records.pop_front();
             self.first += 1;
-            for subject in Window::indexed(&oldest) {
-                let hash = subject_hash(subject);
-                let list = self.by_subject.get_mut(&hash).expect("indexed on entry");
-                assert_eq!(list.pop_front(), Some(oldest.record.seq));
-                if list.is_empty() {
-                    self.by_subject.remove(&hash);
-                }
-            }
         }
     }
 
-    /// Removes the newest record (a rolled-back append). When the window has already forgotten
-    /// records older than it, it starts afresh at `next`.
+    /// Removes the records from `next` on (a rolled-back batch). When the window has already
+    /// forgotten records older than them, it starts afresh at `next`.
     pub fn pop_to(&mut self, next: u64) {
-        while self.end() > next {
-            let Some(newest) = self.records.pop_back() else {
-                break;
-            };
-            for subject in Window::indexed(&newest) {
-                let hash = subject_hash(subject);
-                if let Some(list) = self.by_subject.get_mut(&hash) {
-                    list.pop_back();
-                    if list.is_empty() {
-                        self.by_subject.remove(&hash);
-                    }
-                }
-            }
-        }
+        while self.end() > next && self.records.pop_back().is_some() {}
         if self.end() != next {
             *self = Window::with_capacity(next, self.capacity);
         }
     }
 
     /// The records from `from` on (at least the window's first) that concern `reads` and sit
-    /// after `key` in the timeline, in timeline order.
-    pub fn later(&self, reads: &Affected, key: TimelineKey, from: u64) -> Vec<Later> {
+    /// after `key` in the timeline, in timeline order. `latest` gives each subject's latest
+    /// record: the walks back along the back-links start there.
+    pub fn later(
+        &self,
+        reads: &Affected,
+        key: TimelineKey,
+        from: u64,
+        latest: impl Fn(&Subject) -> Option<u64>,
+    ) -> Vec<Later> {
         let from = from.max(self.first);
+        let wanted = |later: &Later| {
+            TimelineKey::of(&later.record) > key && reads.concerns(&later.record, &later.subjects)
+        };
         let mut found: Vec<Later> = Vec::new();
         if reads.all {
             let start = usize::try_from(from - self.first).unwrap_or(usize::MAX);
@@ -136,7 +102,7 @@ impl Window {
                 self.records
                     .iter()
                     .skip(start)
-                    .filter(|later| TimelineKey::of(&later.record) > key)
+                    .filter(|later| wanted(later))
                     .cloned(),
             );
         } else {
@@ -152,20 +118,25 @@ impl Window {
                 );
             let mut seqs: Vec<u64> = Vec::new();
             for subject in subjects {
-                if let Some(list) = self.by_subject.get(&subject_hash(&subject)) {
-                    // Newest first, down to `from`: older records all sit before `key`.
-                    seqs.extend(list.iter().rev().take_while(|seq| **seq >= from));
+                let mut next = latest(&subject);
+                // Each step moves to a strictly smaller sequence number: the walk ends.
+                while let Some(seq) = next.filter(|seq| *seq >= from) {
+                    let Some(later) = self.entry(seq) else { break };
+                    seqs.push(seq);
+                    next = later
+                        .subjects
+                        .binary_search(&subject)
+                        .ok()
+                        .and_then(|index| later.record.links[index]);
+                    debug_assert!(next.is_none_or(|previous| previous < seq));
                 }
             }
             seqs.sort_unstable();
             seqs.dedup();
             found.extend(
                 seqs.into_iter()
-                    .filter_map(|seq| self.records.get(usize::try_from(seq - self.first).ok()?))
-                    .filter(|later| {
-                        TimelineKey::of(&later.record) > key
-                            && reads.concerns(&later.record, &later.subjects)
-                    })
+                    .filter_map(|seq| self.entry(seq))
+                    .filter(|later| wanted(later))
                     .cloned(),
             );
         }

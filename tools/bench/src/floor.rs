@@ -336,11 +336,17 @@ mod tests {
         let store = dir.path().join("floor");
         let run = sled_floor(&input, &store).unwrap();
         assert_eq!(run.events, 12_000);
-        let db = sled::Config::new()
-            .path(&store)
-            .segment_size(4 << 20)
-            .open()
-            .unwrap();
+        // sled releases a closed database's lock through deferred reclamation: a reopen in the
+        // same process a moment later may still find it held, so retry briefly.
+        let config = sled::Config::new().path(&store).segment_size(4 << 20);
+        let db = (0..100)
+            .find_map(|_| {
+                config.open().ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    None
+                })
+            })
+            .expect("the floor's store reopens");
         assert_eq!(db.len(), 12_000usize.div_ceil(BUNDLE_LINES));
         let first = db.get(0u64.to_be_bytes()).unwrap().unwrap();
         let lines = unframe(&first).unwrap();

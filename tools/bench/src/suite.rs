@@ -257,9 +257,16 @@ fn measure_size(plan: &Plan, events: u64) -> Result<(SizeFigures, PathBuf), BoxE
         figures.import_seconds.push(child.seconds);
         figures.import_max_rss_bytes = figures.import_max_rss_bytes.max(child.max_rss_bytes);
 
-        note(&format!("{events} events: SQLite baseline {round}/{}", plan.runs));
+        note(&format!(
+            "{events} events: SQLite baseline {round}/{}",
+            plan.runs
+        ));
         let db = plan.work.join(format!("baseline-{events}.sqlite"));
-        for path in [&db, &db.with_extension("sqlite-wal"), &db.with_extension("sqlite-shm")] {
+        for path in [
+            &db,
+            &db.with_extension("sqlite-wal"),
+            &db.with_extension("sqlite-shm"),
+        ] {
             remove(path)?;
         }
         let child = run(Command::new(plan.binaries.join("sqlite-baseline"))
@@ -478,7 +485,10 @@ pub fn render(
     );
 
     let _ = writeln!(out, "## Goals\n");
-    let _ = writeln!(out, "| # | goal | chipledger | baseline, same run | ratio | verdict |");
+    let _ = writeln!(
+        out,
+        "| # | goal | chipledger | baseline, same run | ratio | verdict |"
+    );
     let _ = writeln!(out, "|---|---|---|---|---|---|");
     // 1. Import.
     let import_rate = big.import_rate();
@@ -497,7 +507,10 @@ pub fn render(
                 misses.push(format!("{:.2}× short of SQLite", 1.0 / ratio));
             }
             if import_rate < 400_000.0 {
-                misses.push(format!("{:.2}× short of 400,000/s", 400_000.0 / import_rate));
+                misses.push(format!(
+                    "{:.2}× short of 400,000/s",
+                    400_000.0 / import_rate
+                ));
             }
             misses.join("; ") + " (see Profile)"
         }),
@@ -561,7 +574,10 @@ pub fn render(
         once.proof_count,
         median(&once.proof_process_seconds) * 1000.0,
         once.proof_median_us / 1000.0,
-        verdict(proof_ok, || format!("{:.2}× over", once.proof_median_us / 1000.0)),
+        verdict(proof_ok, || format!(
+            "{:.2}× over",
+            once.proof_median_us / 1000.0
+        )),
     );
     let append_ratio = once.append_median_us / once.fsync_median_us;
     let _ = writeln!(
@@ -584,7 +600,10 @@ pub fn render(
         out,
         "| 6a | peak memory importing {label} events: < 256 MiB | {rss_mib:.0} MiB (largest of the runs) | — | {:.2}× the budget | {} |",
         rss_mib / 256.0,
-        verdict(rss_mib < 256.0, || format!("{:.2}× over (see Profile)", rss_mib / 256.0)),
+        verdict(rss_mib < 256.0, || format!(
+            "{:.2}× over (see Profile)",
+            rss_mib / 256.0
+        )),
     );
     let _ = writeln!(
         out,
@@ -592,7 +611,10 @@ pub fn render(
         mib(big.ledger_disk_bytes),
         mib(big.record_bytes),
         mib(big.sqlite_db_bytes),
-        verdict(disk_ratio < 2.5, || format!("{:.2}× over (see Profile)", disk_ratio / 2.5)),
+        verdict(disk_ratio < 2.5, || format!(
+            "{:.2}× over (see Profile)",
+            disk_ratio / 2.5
+        )),
     );
     // 7. Flatness.
     let first = &sizes[0];
