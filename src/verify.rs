@@ -292,15 +292,18 @@ impl Replay {
             _ => None,
         };
         let expected_key = TimelineKey::of_new(record.effective, seq, target.as_deref());
+        let start = expected_key.recheck_from(&record.event);
+        let max_date = self.max_dates.last().copied();
+        // As when it was appended: only a record before the last day, or on it when it changes
+        // facts, or a void, has records after it to recheck.
         let late = target.is_some()
-            || self
-                .max_dates
-                .last()
-                .is_some_and(|max| expected_key.date < *max);
+            || max_date.is_some_and(|max| {
+                expected_key.date < max || (expected_key.date == max && start != expected_key)
+            });
         let state = self.state.as_ref().expect("genesis was replayed");
         let reads = rules::reads(&record.event, target.as_deref(), &state.facts);
         let later = if late {
-            self.later_than(expected_key, &reads, source)?
+            self.later_than(start, &reads, source)?
         } else {
             Vec::new()
         };

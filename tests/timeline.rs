@@ -127,6 +127,14 @@ fn a_late_record_that_would_break_a_later_event_is_refused_naming_it() {
         "TIER3_DESTINATION",
         "S-in",
     );
+    // Facts govern their whole day: a tier change on the day of a shipment recorded before it.
+    refused_because_it_breaks(
+        r#"{"type":"shipment","id":"S-in","effective":"2025-06-01","exporter":"nvidia","consignee":"in-dc","country":"IN","chip":"H100","quantity":100}
+"#,
+        r#"{"type":"tier_change","id":"TC-same-day","effective":"2025-06-01","country":"IN","tier":3}"#,
+        "TIER3_DESTINATION",
+        "S-in",
+    );
 }
 
 #[test]
@@ -389,8 +397,9 @@ proptest! {
 // ---- restricted rechecks decide exactly like rechecking everything -----------------------
 
 /// The brute-force reference for admitting `draft` after `records` (the log so far): fold every
-/// record before it in the timeline, decide it there, then recheck *every* later record with
-/// every clause against the full state just before it.
+/// record before it in the timeline, decide it there, then recheck *every* record from its
+/// recheck start on (its own day's too, for an event that changes facts) with every clause
+/// against the full state just before it, the draft at its place among them.
 fn reference_admit(
     records: &[Record],
     draft: &Record,
@@ -432,19 +441,37 @@ fn reference_admit(
         .facts
         .apply(&decided, chipledger::rules::state::Sign::Add)
         .unwrap();
-    let mut counters = before.counters.clone();
-    counters
-        .apply_event(
-            decided.effective,
-            &decided.event,
-            &decided.outcome,
-            chipledger::rules::state::Sign::Add,
-        )
-        .unwrap();
+    let start = key.recheck_from(&draft.event);
+    let mut counters = State::from_genesis(genesis).unwrap().counters;
     for record in timeline
         .iter()
-        .filter(|record| TimelineKey::of(record) > key)
+        .filter(|record| TimelineKey::of(record) < start)
     {
+        counters
+            .apply_event(
+                record.effective,
+                &record.event,
+                &record.outcome,
+                chipledger::rules::state::Sign::Add,
+            )
+            .unwrap();
+    }
+    let mut placed = false;
+    for record in timeline
+        .iter()
+        .filter(|record| TimelineKey::of(record) > start)
+    {
+        if !placed && TimelineKey::of(record) > key {
+            counters
+                .apply_event(
+                    decided.effective,
+                    &decided.event,
+                    &decided.outcome,
+                    chipledger::rules::state::Sign::Add,
+                )
+                .unwrap();
+            placed = true;
+        }
         recheck(&all_facts.facts, &counters, record, &Affected::everything())
             .map_err(|refusal| refusal.code)?;
         counters

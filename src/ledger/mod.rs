@@ -444,10 +444,16 @@ impl Ledger {
             target.as_ref().map(|t| t.as_ref()),
         );
         let reads = rules::reads(event, target.as_deref(), &self.state.facts);
-        let later = if target.is_none() && key.date >= self.working.max_date {
+        // Nothing sits after a record dated after everything recorded (or on the last day, for
+        // one that changes no facts): the common case needs no rechecks.
+        let start = key.recheck_from(event);
+        let max_date = self.working.max_date;
+        let later = if target.is_none()
+            && (key.date > max_date || (key.date == max_date && start == key))
+        {
             Vec::new()
         } else {
-            self.later_than(key, &reads)?
+            self.later_than(start, &reads)?
         };
         let void_target = target.as_ref().map(|target| VoidTarget {
             record: target,

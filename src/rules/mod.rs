@@ -56,6 +56,23 @@ impl TimelineKey {
         }
     }
 
+    /// Where the records a new one may break begin. Facts are dated by day: a tier, an
+    /// allocation, a VEU, an entity's headquarters, a chip model or a certification effective
+    /// on day D governs every event of day D, also those recorded before it. So an event that
+    /// changes facts is checked against the whole of its day; any other event only against the
+    /// records after it in the timeline.
+    pub fn recheck_from(self, event: &Event) -> TimelineKey {
+        if self.after == 0 && changes_facts(&event.body) {
+            TimelineKey {
+                date: self.date,
+                seq: 0,
+                after: 0,
+            }
+        } else {
+            self
+        }
+    }
+
     pub fn of(record: &Record) -> TimelineKey {
         match &record.outcome {
             Outcome::Void(void) => TimelineKey {
@@ -70,6 +87,21 @@ impl TimelineKey {
             },
         }
     }
+}
+
+/// Whether an event changes the dated facts other events are judged by (see
+/// [`TimelineKey::recheck_from`]).
+pub fn changes_facts(body: &Body) -> bool {
+    matches!(
+        body,
+        Body::TierChange(_)
+            | Body::AllocationChange(_)
+            | Body::VeuGrant(_)
+            | Body::VeuRevoke(_)
+            | Body::Entity(_)
+            | Body::ChipModel(_)
+            | Body::AiaCertification(_)
+    )
 }
 
 /// Orders records by their place in the timeline.
@@ -225,17 +257,19 @@ fn collect_affected(body: &Body, outcome: &Outcome, affected: &mut Affected) {
 /// Decides a new record at its place in the timeline and folds it into `state`.
 ///
 /// `state` is the fold of the whole log. `later` lists the records of the log that sit after
-/// the new record in the timeline ([`TimelineKey`]) and concern a subject of `reads` (all
-/// records after it when `reads.all`), sorted by key; it is empty for an event dated on or
-/// after everything recorded, the common case, which is decided against `state` directly.
+/// the new record's [`TimelineKey::recheck_from`] in the timeline and concern a subject of
+/// `reads` (all such records when `reads.all`), sorted by key: for an event that changes facts
+/// this includes the records of its own day recorded before it. It is empty for an event
+/// dated after everything recorded (or on the last day, for one that changes no facts), the
+/// common case, which is decided against `state` directly.
 ///
 /// Otherwise the counters of `reads` are copied and the later records taken out of the copy
-/// (latest first), so that it holds those subjects' counters at the new record's place. The
-/// record is decided there, and the later records are put back one by one in timeline order,
-/// each one concerning a subject the record affects rechecked first, with only that subject's
-/// clauses. The first that would break refuses the record, naming it. Only when all hold is
-/// the record folded into `state`: since the fold is commutative, adding it to the whole
-/// log's state is the same as inserting it in the middle.
+/// (latest first). The record is decided where it sits (the copy with the records before its
+/// own key put back), then every later record is put back in timeline order, the new record
+/// at its place among them, each one concerning a subject the record affects rechecked first,
+/// with only that subject's clauses. The first that would break refuses the record, naming
+/// it. Only when all hold is the record folded into `state`: since the fold is commutative,
+/// adding it to the whole log's state is the same as inserting it in the middle.
 ///
 /// `record.outcome` is ignored and replaced; the decided outcome is returned.
 pub fn admit(
@@ -269,17 +303,26 @@ pub fn admit(
             .counters
             .extract(&reads.entities, reads.countries.iter().copied())
     };
-    for undone in later.iter().rev() {
-        let undone = &undone.record;
-        counters
-            .apply_event(
+    // The records before the new one's own key (its day's, for an event that changes facts)
+    // are taken out only once it is decided: it is decided where it sits.
+    let key = TimelineKey::of_new(
+        record.effective,
+        record.seq,
+        target.as_ref().map(|t| t.record),
+    );
+    let same_day = later.partition_point(|undone| TimelineKey::of(&undone.record) < key);
+    let unwind = |counters: &mut Counters, records: &[Later]| {
+        records.iter().rev().try_for_each(|undone| {
+            let undone = &undone.record;
+            counters.apply_event(
                 undone.effective,
                 &undone.event,
                 &undone.outcome,
                 state::Sign::Remove,
             )
-            .map_err(Rejection::Inconsistent)?;
-    }
+        })
+    };
+    unwind(&mut counters, &later[same_day..]).map_err(Rejection::Inconsistent)?;
     let outcome = decide(
         &state.facts,
         &counters,
@@ -289,6 +332,7 @@ pub fn admit(
         target,
     )
     .map_err(Rejection::Refused)?;
+    unwind(&mut counters, &later[..same_day]).map_err(Rejection::Inconsistent)?;
     record.outcome = outcome.clone();
     // The rechecks read the facts the new record brings (a revoke, a tier change).
     state
@@ -315,28 +359,33 @@ pub fn admit(
     Ok(outcome)
 }
 
-/// Puts the later records back into `counters` in timeline order after the new record,
-/// rechecking those that concern a subject it affects.
+/// Puts the later records back into `counters` in timeline order, the new record at its place
+/// among them, rechecking those that concern a subject it affects.
 fn recheck_later(
     facts: &Facts,
     counters: &mut Counters,
     record: &Record,
     later: &[Later],
 ) -> Result<(), Rejection> {
-    counters
-        .apply_event(
-            record.effective,
-            &record.event,
-            &record.outcome,
-            state::Sign::Add,
-        )
-        .map_err(Rejection::Inconsistent)?;
+    let key = TimelineKey::of(record);
+    let mut placed = false;
     let affected = Affected::of(record);
     for Later {
         record: existing,
         subjects,
     } in later
     {
+        if !placed && TimelineKey::of(existing) > key {
+            counters
+                .apply_event(
+                    record.effective,
+                    &record.event,
+                    &record.outcome,
+                    state::Sign::Add,
+                )
+                .map_err(Rejection::Inconsistent)?;
+            placed = true;
+        }
         if affected.concerns(existing, subjects) {
             if let Err(broken) = recheck(facts, counters, existing, &affected) {
                 return Err(Rejection::Refused(breaking(record, existing, broken)));
@@ -347,6 +396,16 @@ fn recheck_later(
                 existing.effective,
                 &existing.event,
                 &existing.outcome,
+                state::Sign::Add,
+            )
+            .map_err(Rejection::Inconsistent)?;
+    }
+    if !placed {
+        counters
+            .apply_event(
+                record.effective,
+                &record.event,
+                &record.outcome,
                 state::Sign::Add,
             )
             .map_err(Rejection::Inconsistent)?;
