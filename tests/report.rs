@@ -221,6 +221,21 @@ fn an_empty_ledger_says_so_instead_of_drawing() {
 }
 
 #[test]
+fn a_universal_veu_holder_without_chips_has_no_ratios_yet() {
+    let ledger = TestLedger::with(&format!(
+        "{BASE}{}",
+        r#"{"type":"veu_grant","id":"G-1","effective":"2025-02-01","veu":"V-1","entity":"acme","scope":"universal"}
+"#
+    ));
+    let (run, page) = report(&ledger, "idle.html", &[]);
+    run.expect(0);
+    let uveu = section(&page, "uveu");
+    assert!(uveu.contains("class=\"ratio idle\""), "{uveu}");
+    assert!(uveu.contains("not applicable: no controlled TPP"), "{uveu}");
+    assert!(!uveu.contains("✓") && !uveu.contains("✗"), "{uveu}");
+}
+
+#[test]
 fn a_checkpoint_is_shown_and_checked() {
     let ledger = TestLedger::with(BASE);
     ledger.run(&["checkpoint"], None).expect(0);

@@ -94,6 +94,7 @@ svg .ratio .used { fill: var(--green); }
 svg .ratio.breaks .used { fill: var(--red); }
 svg .ratio .status { font-weight: 700; fill: var(--green); }
 svg .ratio.breaks .status { fill: var(--red); }
+svg .ratio.idle .status { fill: var(--muted); }
 svg .threshold { stroke: var(--ink); stroke-width: 2; stroke-dasharray: 3 2; }
 svg .grid { stroke: var(--track); stroke-width: 1; }
 svg .grid.quarter { stroke-dasharray: 2 3; }
@@ -435,13 +436,21 @@ fn ratio_group(
         })
         .map(String::as_str)
         .collect();
+    // With no controlled TPP the ratios do not apply (framework.md section 8: "when T > 0").
+    let applies = entity.total_tpp > 0;
+    let idle = |threshold: &str| format!("must be {threshold} once it holds controlled TPP");
     let mut rows = vec![RatioRow {
         label: "Tier 1 share".into(),
         share_bp: ratios.tier1_share_bp,
         threshold_bp: ratios.tier1_share_min_bp,
         bound: Bound::AtLeast,
         holds: ratios.tier1_margin_tpp >= 0,
-        note: room(ratios.tier1_margin_tpp, h100_tpp, "outside Tier 1"),
+        applies,
+        note: if applies {
+            room(ratios.tier1_margin_tpp, h100_tpp, "outside Tier 1")
+        } else {
+            idle(&format!("≥ {}", percent_bp(ratios.tier1_share_min_bp)))
+        },
     }];
     rows.push(match ratios.largest_other_country {
         Some(country) => RatioRow {
@@ -450,6 +459,7 @@ fn ratio_group(
             threshold_bp: ratios.country_share_max_bp,
             bound: Bound::AtMost,
             holds: ratios.country_margin_tpp >= 0,
+            applies,
             note: room(
                 ratios.country_margin_tpp,
                 h100_tpp,
@@ -462,7 +472,12 @@ fn ratio_group(
             threshold_bp: ratios.country_share_max_bp,
             bound: Bound::AtMost,
             holds: true,
-            note: "all its controlled TPP is in Tier 1".into(),
+            applies,
+            note: if applies {
+                "all its controlled TPP is in Tier 1".into()
+            } else {
+                idle(&format!("≤ {}", percent_bp(ratios.country_share_max_bp)))
+            },
         },
     });
     if let (Some(share), Some(minimum), Some(margin)) = (
@@ -476,7 +491,12 @@ fn ratio_group(
             threshold_bp: minimum,
             bound: Bound::AtLeast,
             holds: margin >= 0,
-            note: room(margin, h100_tpp, &format!("outside {}", entity.hq)),
+            applies,
+            note: if applies {
+                room(margin, h100_tpp, &format!("outside {}", entity.hq))
+            } else {
+                idle(&format!("≥ {}", percent_bp(minimum)))
+            },
         });
     }
     RatioGroup {

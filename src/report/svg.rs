@@ -121,6 +121,9 @@ pub struct RatioRow {
     pub threshold_bp: u64,
     pub bound: Bound,
     pub holds: bool,
+    /// False while the holder has no controlled TPP: the ratios hold only when T > 0
+    /// (framework.md section 8), and a share of nothing is not 0%.
+    pub applies: bool,
     pub note: String,
 }
 
@@ -169,16 +172,32 @@ pub fn ratio_bars(id: &str, title: &str, desc: &str, groups: &[RatioGroup]) -> S
                 Bound::AtLeast => "min",
                 Bound::AtMost => "max",
             };
-            let status = if row.holds { "holds" } else { "breaks" };
+            let status = match (row.applies, row.holds) {
+                (false, _) => "idle",
+                (true, true) => "holds",
+                (true, false) => "breaks",
+            };
+            let (mark, value) = if row.applies {
+                (
+                    if row.holds { "✓" } else { "✗" },
+                    format!(
+                        "{} {sign} {}",
+                        percent_bp(row.share_bp),
+                        percent_bp(row.threshold_bp)
+                    ),
+                )
+            } else {
+                ("–", "not applicable: no controlled TPP".to_string())
+            };
             let _ = write!(
                 out,
-                "<g class=\"ratio {status}\"><title>{label}: {share} (must be {sign} {threshold}); {note}</title>\
+                "<g class=\"ratio {status}\"><title>{label}: {value}; {note}</title>\
                  <text class=\"label\" x=\"0\" y=\"{:.1}\">{label}</text>\
                  <rect class=\"track\" x=\"{TRACK_X}\" y=\"{:.1}\" width=\"{TRACK_W}\" height=\"14\" rx=\"2\"/>\
                  <rect class=\"used\" x=\"{TRACK_X}\" y=\"{:.1}\" width=\"{fill_w:.1}\" height=\"14\" rx=\"2\"/>\
                  <line class=\"threshold\" x1=\"{mark_x:.1}\" x2=\"{mark_x:.1}\" y1=\"{:.1}\" y2=\"{:.1}\"/>\
                  <text class=\"mark\" x=\"{mark_x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{limit} {threshold}</text>\
-                 <text class=\"value\" x=\"{:.1}\" y=\"{:.1}\"><tspan class=\"status\">{}</tspan> {share} {sign} {threshold}</text>\
+                 <text class=\"value\" x=\"{:.1}\" y=\"{:.1}\"><tspan class=\"status\">{mark}</tspan> {value}</text>\
                  <text class=\"note\" x=\"{:.1}\" y=\"{:.1}\">{note}</text></g>",
                 top + 20.0,
                 top + 9.0,
@@ -188,11 +207,9 @@ pub fn ratio_bars(id: &str, title: &str, desc: &str, groups: &[RatioGroup]) -> S
                 top + 36.0,
                 TRACK_X + TRACK_W + 16.0,
                 top + 14.0,
-                if row.holds { "✓" } else { "✗" },
                 TRACK_X + TRACK_W + 16.0,
                 top + 30.0,
                 label = escape(&clip(&row.label, 34)),
-                share = percent_bp(row.share_bp),
                 threshold = percent_bp(row.threshold_bp),
                 note = escape(&row.note),
             );
