@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod merkle;
 pub mod name;
 pub mod proof;
+pub mod report;
 pub mod rules;
 pub mod schema;
 pub mod store;

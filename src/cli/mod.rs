@@ -5,6 +5,7 @@ pub mod feed;
 pub mod output;
 pub mod proof;
 pub mod read;
+pub mod report;
 pub mod write;
 
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ Examples:
   chipledger state --as-of 2026-06-30 --country MY
   chipledger verify
   chipledger export -o ledger.ndjson && chipledger verify --export ledger.ndjson
+  chipledger report -o report.html
 
 Exit codes: 0 success; 1 refused by a rule or verification failed; 2 bad input or usage;
 3 ledger unavailable (missing, in use, corrupt, I/O error).
@@ -199,6 +201,42 @@ pub enum Command {
         /// The ledger's verifier key: the C2SP vkey text, or a file holding it.
         #[arg(long)]
         vkey: String,
+    },
+    /// Write a self-contained HTML report with charts: Tier 2 allocations, Universal VEU
+    /// ratios, installed TPP by tier over time, LPP use, and the full audit.
+    #[command(after_help = "Examples:\n  chipledger report -o report.html\n  \
+        chipledger report --as-of 2026-06-30 -o mid-2026.html\n  \
+        chipledger --ledger ./ledger --format json report -o report.html\n\n\
+        The page needs no network: its styles and SVG charts are inline and it has no script.\n\
+        The full verify runs first. If it fails, the report is still written and shows the\n\
+        failure, and the exit code is 1. The state is as of --as-of, from every record.")]
+    Report {
+        /// The date of the figures (default: today).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// The HTML file to write (replaced only once the report is complete).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Print a shell completion script on standard output.
+    #[command(after_help = "Examples:\n  \
+        chipledger completions bash > ~/.local/share/bash-completion/completions/chipledger\n  \
+        chipledger completions zsh > ~/.zfunc/_chipledger\n  \
+        chipledger completions fish > ~/.config/fish/completions/chipledger.fish")]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on standard output: chipledger's, or one command's.
+    #[command(
+        after_help = "Examples:\n  chipledger man > chipledger.1 && man ./chipledger.1\n  \
+        chipledger man report > chipledger-report.1\n  \
+        chipledger man | gzip > /usr/local/share/man/man1/chipledger.1.gz"
+    )]
+    Man {
+        /// A command whose own page to print (default: the page of chipledger itself).
+        command: Option<String>,
     },
     /// Build a realistic sample ledger, verify it, and print its state.
     #[command(after_help = "Example:\n  chipledger demo --dir ./demo-ledger")]
@@ -385,6 +423,9 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         }
         Command::VerifyProof { file, vkey } => proof::verify_proof(&context, &file, &vkey),
         Command::Export { to, output } => read::export(&context, to, output.as_deref()),
+        Command::Report { as_of, output } => report::report(&context, as_of.as_deref(), &output),
+        Command::Completions { shell } => report::completions(shell),
+        Command::Man { command } => report::man(command.as_deref()),
         Command::Demo { dir } => write::demo(&context, dir.as_deref()),
     }
 }
