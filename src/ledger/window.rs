@@ -4,14 +4,17 @@
 //! subjects. Nearly always they are recent, so the writer and the verifier keep the last
 //! [`CAPACITY`] records here. They need no index of their own: every record carries, per
 //! subject, the sequence number of the subject's previous record (its back-links, FORMAT.md),
-//! so a subject's recent records are a walk back from its latest one. Only a record reaching
-//! further back than the window reads the store.
+//! so a subject's recent records are a walk back from its latest one. A country's counters are
+//! read only for its allocation, so its walk follows a chain of its own through the records
+//! that touch an allocation, which the window keeps. Only a record reaching further back than
+//! the window reads the store.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::codec::{Record, Subject};
-use crate::rules::{Affected, Later, TimelineKey};
+use crate::country::Country;
+use crate::rules::{Affected, Later, TimelineKey, touches_allocation};
 
 /// Records kept: about two months of a busy ledger's history, some 30 MiB.
 pub const CAPACITY: usize = 1 << 16;
@@ -21,7 +24,16 @@ pub struct Window {
     /// The sequence number of `records[0]`.
     first: u64,
     /// Each record with its subjects, sorted as its back-links are.
-    records: VecDeque<Later>,
+    records: VecDeque<Entry>,
+    /// Each country's latest record that touches an allocation.
+    allocation_last: HashMap<Country, u64>,
+}
+
+struct Entry {
+    later: Later,
+    /// For a record that touches an allocation: per country subject, that country's previous
+    /// such record (the chain country walks follow).
+    allocation_previous: Vec<(Country, Option<u64>)>,
 }
 
 impl Window {
@@ -35,6 +47,7 @@ impl Window {
             capacity: capacity.max(1),
             first,
             records: VecDeque::new(),
+            allocation_last: HashMap::new(),
         }
     }
 
@@ -48,13 +61,13 @@ impl Window {
         self.first + self.records.len() as u64
     }
 
-    fn entry(&self, seq: u64) -> Option<&Later> {
+    fn entry(&self, seq: u64) -> Option<&Entry> {
         let offset = seq.checked_sub(self.first)?;
         self.records.get(usize::try_from(offset).ok()?)
     }
 
     pub fn get(&self, seq: u64) -> Option<&Arc<Record>> {
-        self.entry(seq).map(|later| &later.record)
+        self.entry(seq).map(|entry| &entry.later.record)
     }
 
     /// Adds the next record, forgetting the oldest when full.
@@ -65,7 +78,19 @@ impl Window {
             subjects.len(),
             "a record has one back-link per subject"
         );
-        self.records.push_back(Later { record, subjects });
+        let mut allocation_previous = Vec::new();
+        if touches_allocation(&record) {
+            for subject in subjects.iter() {
+                if let Subject::Country(country) = subject {
+                    let previous = self.allocation_last.insert(*country, record.seq);
+                    allocation_previous.push((*country, previous));
+                }
+            }
+        }
+        self.records.push_back(Entry {
+            later: Later { record, subjects },
+            allocation_previous,
+        });
         if self.records.len() > self.capacity {
             self.records.pop_front();
             self.first += 1;
@@ -75,7 +100,17 @@ impl Window {
     /// Removes the records from `next` on (a rolled-back batch). When the window has already
     /// forgotten records older than them, it starts afresh at `next`.
     pub fn pop_to(&mut self, next: u64) {
-        while self.end() > next && self.records.pop_back().is_some() {}
+        while self.end() > next {
+            let Some(newest) = self.records.pop_back() else {
+                break;
+            };
+            for (country, previous) in newest.allocation_previous {
+                match previous {
+                    Some(seq) => self.allocation_last.insert(country, seq),
+                    None => self.allocation_last.remove(&country),
+                };
+            }
+        }
         if self.end() != next {
             *self = Window::with_capacity(next, self.capacity);
         }
@@ -102,27 +137,20 @@ impl Window {
                 self.records
                     .iter()
                     .skip(start)
+                    .map(|entry| &entry.later)
                     .filter(|later| wanted(later))
                     .cloned(),
             );
         } else {
-            let subjects = reads
-                .entities
-                .iter()
-                .map(|entity| Subject::Entity(entity.clone()))
-                .chain(
-                    reads
-                        .countries
-                        .iter()
-                        .map(|country| Subject::Country(*country)),
-                );
             let mut seqs: Vec<u64> = Vec::new();
-            for subject in subjects {
+            // Each step of a walk moves to a strictly smaller sequence number: every walk ends.
+            for entity in &reads.entities {
+                let subject = Subject::Entity(entity.clone());
                 let mut next = latest(&subject);
-                // Each step moves to a strictly smaller sequence number: the walk ends.
                 while let Some(seq) = next.filter(|seq| *seq >= from) {
-                    let Some(later) = self.entry(seq) else { break };
+                    let Some(entry) = self.entry(seq) else { break };
                     seqs.push(seq);
+                    let later = &entry.later;
                     next = later
                         .subjects
                         .binary_search(&subject)
@@ -131,11 +159,25 @@ impl Window {
                     debug_assert!(next.is_none_or(|previous| previous < seq));
                 }
             }
+            for country in &reads.countries {
+                let mut next = self.allocation_last.get(country).copied();
+                while let Some(seq) = next.filter(|seq| *seq >= from) {
+                    let Some(entry) = self.entry(seq) else { break };
+                    seqs.push(seq);
+                    next = entry
+                        .allocation_previous
+                        .iter()
+                        .find(|(chained, _)| chained == country)
+                        .and_then(|(_, previous)| *previous);
+                    debug_assert!(next.is_none_or(|previous| previous < seq));
+                }
+            }
             seqs.sort_unstable();
             seqs.dedup();
             found.extend(
                 seqs.into_iter()
                     .filter_map(|seq| self.entry(seq))
+                    .map(|entry| &entry.later)
                     .filter(|later| wanted(later))
                     .cloned(),
             );

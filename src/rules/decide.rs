@@ -687,7 +687,7 @@ impl<'a> Checker<'a> {
             Basis::Lpp,
             Basis::License,
         ] {
-            if self.not_applicable(arrival, basis).is_some() {
+            if !self.applies(arrival, basis) {
                 continue;
             }
             // LPP is chosen automatically only when it fits; the others, once they apply, are
@@ -703,46 +703,71 @@ impl<'a> Checker<'a> {
 
     /// Why `basis` does not apply, or `None` when it does.
     fn not_applicable(&self, arrival: &Arrival<'_>, basis: Basis) -> Option<String> {
+        self.reason_not(arrival, basis, true)
+    }
+
+    /// Whether `basis` applies: [`Checker::not_applicable`] without writing the reason, for
+    /// the search through the bases that every controlled shipment makes.
+    fn applies(&self, arrival: &Arrival<'_>, basis: Basis) -> bool {
+        self.reason_not(arrival, basis, false).is_none()
+    }
+
+    /// Why `basis` does not apply, written out only when `explain` (an empty string stands
+    /// for the reason otherwise).
+    fn reason_not(&self, arrival: &Arrival<'_>, basis: Basis, explain: bool) -> Option<String> {
         let country = arrival.country;
         let receiver = arrival.receiver;
         let tier = || self.facts.tier(country, self.date);
+        let because = |reason: &dyn Fn() -> String| {
+            Some(if explain { reason() } else { String::new() })
+        };
         match basis {
             Basis::Aia if !self.owners.all => None,
             Basis::Aia => {
                 if tier() != Tier::One {
-                    Some(format!(
-                        "{country} is not a Tier 1 country on {}",
-                        self.date
-                    ))
+                    because(&|| format!("{country} is not a Tier 1 country on {}", self.date))
                 } else if self.facts.hq_tier(receiver, self.date) != Tier::One {
-                    Some(format!("{receiver} is not headquartered in Tier 1"))
+                    because(&|| format!("{receiver} is not headquartered in Tier 1"))
                 } else {
                     None
                 }
             }
             Basis::Uveu if !self.owners.entity(receiver) => None,
-            Basis::Uveu => (!self.facts.has_universal_veu(receiver, self.date))
-                .then(|| format!("{receiver} holds no active universal VEU on {}", self.date)),
+            Basis::Uveu => {
+                if self.facts.has_universal_veu(receiver, self.date) {
+                    None
+                } else {
+                    because(&|| {
+                        format!("{receiver} holds no active universal VEU on {}", self.date)
+                    })
+                }
+            }
             Basis::Nveu if !self.owners.entity(receiver) => None,
             Basis::Nveu => {
-                (!self.facts.has_national_veu(receiver, country, self.date)).then(|| {
-                    format!(
-                        "{receiver} holds no active national VEU for {country} on {}",
-                        self.date
-                    )
-                })
+                if self.facts.has_national_veu(receiver, country, self.date) {
+                    None
+                } else {
+                    because(&|| {
+                        format!(
+                            "{receiver} holds no active national VEU for {country} on {}",
+                            self.date
+                        )
+                    })
+                }
             }
             Basis::Lpp => {
                 if arrival.in_country {
-                    Some("an in-country transfer cannot use the LPP".to_string())
+                    because(&|| "an in-country transfer cannot use the LPP".to_string())
                 } else if self.owners.all && tier() == Tier::Three {
-                    Some(format!("{country} is a Tier 3 country"))
+                    because(&|| format!("{country} is a Tier 3 country"))
                 } else {
                     None
                 }
             }
             Basis::License => None,
-            Basis::Uncontrolled | Basis::Declared => Some("the chips are controlled".to_string()),
+            Basis::Uncontrolled | Basis::Declared => {
+                because(&|| "the chips are controlled".to_string())
+            }
         }
     }
 
