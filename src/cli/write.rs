@@ -401,6 +401,8 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
     let mut tally = Tally::default();
     let lines = open_lines(file)?;
     let bar_for_reader = bar.clone();
+    // The last line of the batch being made durable in the background.
+    let mut in_flight: Option<u64> = None;
     std::thread::scope(|scope| -> Result<(), Error> {
         let blocks = feed::stream(scope, lines, move |lines| {
             if let Some(bar) = &bar_for_reader {
@@ -438,8 +440,13 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
                     }
                 }
                 if ledger.staged_count() >= batch {
-                    ledger.commit()?;
-                    acknowledge(context, event.number, &ledger)?;
+                    // The disk writes this batch while the next one is decided; a batch is
+                    // acknowledged once it is durable.
+                    if let Some(size) = ledger.commit_in_background()? {
+                        let line = in_flight.take().expect("a batch was handed over");
+                        acknowledge(context, line, size)?;
+                    }
+                    in_flight = Some(event.number);
                 }
             }
         }
@@ -454,9 +461,13 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
         last_line,
         ..
     } = tally;
+    if let Some(size) = ledger.finish_background()? {
+        let line = in_flight.take().expect("a batch was handed over");
+        acknowledge(context, line, size)?;
+    }
     if ledger.commit()? > 0 {
         let through = stop.as_ref().map_or(last_line, |(line, _)| line - 1);
-        acknowledge(context, through, &ledger)?;
+        acknowledge(context, through, ledger.reader().size())?;
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -517,15 +528,15 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
     Ok(())
 }
 
-/// With `--format json`, says that every event up to `line` is durable.
-fn acknowledge(context: &Context, line: u64, ledger: &Ledger) -> Result<(), Error> {
+/// With `--format json`, says that every event up to `line` is durable, the log `size` long.
+fn acknowledge(context: &Context, line: u64, size: u64) -> Result<(), Error> {
     if context.format != Format::Json {
         return Ok(());
     }
     output::json(&json!({
         "status": "committed",
         "through_line": line,
-        "size": ledger.reader().size(),
+        "size": size,
     }))
 }
 

@@ -86,6 +86,17 @@ pub struct Ledger {
     window: window::Window,
     /// The size and byte length of the latest prefix snapshot, staged ones included.
     last_snapshot: (u64, u64),
+    /// A batch being made durable on a helper thread ([`Ledger::commit_in_background`]).
+    in_flight: Option<InFlight>,
+}
+
+/// A batch whose store commit runs on a helper thread.
+struct InFlight {
+    /// The head and positions the store has once the commit succeeds.
+    head: Head,
+    positions: Vec<Position>,
+    records: Vec<Arc<Record>>,
+    commit: std::thread::JoinHandle<Result<(), StoreError>>,
 }
 
 fn corrupt(message: String) -> Error {
@@ -269,6 +280,7 @@ impl Ledger {
         let head_size = head.size;
         let last_snapshot = reader.last_snapshot(head.size)?;
         Ok(Ledger {
+            in_flight: None,
             last_snapshot,
             positions: reader.positions.clone(),
             working: head,
@@ -308,7 +320,16 @@ impl Ledger {
         if let Some(record) = self.window.get(seq) {
             return Ok(record.clone());
         }
-        let committed = self.reader.size();
+        let mut committed = self.reader.size();
+        if let Some(in_flight) = &self.in_flight {
+            if let Some(record) = seq
+                .checked_sub(committed)
+                .and_then(|offset| in_flight.records.get(usize::try_from(offset).ok()?))
+            {
+                return Ok(record.clone());
+            }
+            committed += in_flight.records.len() as u64;
+        }
         if seq >= committed {
             let pending = self.pending.as_ref().expect("staged records exist");
             return Ok(pending.records[(seq - committed) as usize].clone());
@@ -489,9 +510,7 @@ impl Ledger {
         now: Instant,
     ) -> Result<crate::proof::checkpoint::Verified, Error> {
         use crate::proof::{checkpoint, commitment};
-        if self.pending.is_some() {
-            self.commit()?;
-        }
+        self.commit()?;
         let vkey = self.reader.verifier_key()?;
         let last = match self.reader.last_checkpoint()? {
             Some(note) => Some(checkpoint::verify(&note, &vkey).map_err(|error| {
@@ -658,8 +677,10 @@ impl Ledger {
         Ok(record)
     }
 
-    /// Undoes every staged record.
+    /// Undoes every staged record (a batch already handed to a background commit is not
+    /// staged any more: it is waited for first).
     pub fn rollback(&mut self) -> Result<(), Error> {
+        self.finish_background()?;
         let Some(pending) = self.pending.take() else {
             return Ok(());
         };
@@ -688,8 +709,10 @@ impl Ledger {
         Ok(())
     }
 
-    /// Makes every staged record durable in one store transaction.
+    /// Makes every staged record durable in one store transaction (after the background
+    /// commit, if one runs).
     pub fn commit(&mut self) -> Result<u64, Error> {
+        self.finish_background()?;
         let Some(pending) = self.pending.as_ref() else {
             return Ok(0);
         };
@@ -701,6 +724,63 @@ impl Ledger {
         let batch = self.batch();
         self.commit_batch(batch)?;
         Ok(count)
+    }
+
+    /// Hands the staged records to a helper thread that makes them durable (the same store
+    /// transaction, flush and fsync as [`Ledger::commit`]), and returns at once, so that the
+    /// next batch is decided while the disk works. The previous background commit is finished
+    /// first: the log size it made durable is returned, for the caller to acknowledge.
+    ///
+    /// Nothing is durable, or may be acknowledged, before [`Ledger::finish_background`] (or
+    /// the next call) says so. If a background commit fails, the store is poisoned and this
+    /// ledger must be dropped: its memory holds records the disk may not.
+    pub fn commit_in_background(&mut self) -> Result<Option<u64>, Error> {
+        let durable = self.finish_background()?;
+        let Some(pending) = self.pending.as_ref() else {
+            return Ok(durable);
+        };
+        if pending.records.is_empty() {
+            self.pending = None;
+            return Ok(durable);
+        }
+        let mut batch = self.batch();
+        let mut head = batch.head.clone().expect("a batch has a head");
+        head.root = self.tree.root();
+        batch.head = Some(head.clone());
+        self.working.root = head.root;
+        let pending = self.pending.take().expect("a batch is open");
+        let store = Arc::clone(&self.reader.store);
+        let commit = std::thread::Builder::new()
+            .name("chipledger-commit".into())
+            .spawn(move || store.commit(&batch))
+            .map_err(|error| {
+                Error::Store(StoreError::Io(format!("cannot start a thread: {error}")))
+            })?;
+        self.in_flight = Some(InFlight {
+            head,
+            positions: self.positions.clone(),
+            records: pending.records,
+            commit,
+        });
+        Ok(durable)
+    }
+
+    /// Waits for the background commit, if one runs; the log size it made durable.
+    pub fn finish_background(&mut self) -> Result<Option<u64>, Error> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(None);
+        };
+        let result = in_flight
+            .commit
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Io("the commit thread panicked".into())));
+        result.map_err(Error::Store)?;
+        let first_bundle = in_flight.records[0].seq / BUNDLE_RECORDS;
+        self.reader.invalidate_from(first_bundle);
+        let size = in_flight.head.size;
+        self.reader.head = in_flight.head;
+        self.reader.positions = in_flight.positions;
+        Ok(Some(size))
     }
 
     /// Writes a batch built from the staged records and, on success, makes them committed.

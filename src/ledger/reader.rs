@@ -92,7 +92,8 @@ struct BundleCache {
 /// A read-only view of a ledger.
 pub struct Reader {
     pub(crate) paths: Paths,
-    pub(crate) store: Store,
+    /// Shared with a background commit's thread ([`super::Ledger::commit_in_background`]).
+    pub(crate) store: Arc<Store>,
     pub(crate) head: Head,
     pub(crate) genesis: Record,
     pub(crate) params: Arc<Params>,
@@ -132,7 +133,7 @@ impl Reader {
         let params = Arc::new(Params::new(ruleset.clone()));
         let mut reader = Reader {
             paths,
-            store,
+            store: Arc::new(store),
             head,
             genesis,
             params,
@@ -348,7 +349,7 @@ impl Reader {
         mut visit: impl FnMut(&[u8], &Record) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let (first, last) = (from / BUNDLE_RECORDS, (to - 1) / BUNDLE_RECORDS);
-        let store = &self.store;
+        let store: &Store = &self.store;
         std::thread::scope(|scope| {
             let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES as usize);
             scope.spawn(move || {
@@ -362,7 +363,11 @@ impl Reader {
                         .and_then(|bytes| decode_bundle(index, &bytes));
                     let failed = decoded.is_err();
                     // A closed channel means the visitor stopped: so does the reader.
-                    if sender.send(decoded.map(|records| (index, records))).is_err() || failed {
+                    if sender
+                        .send(decoded.map(|records| (index, records)))
+                        .is_err()
+                        || failed
+                    {
                         break;
                     }
                 }

@@ -718,9 +718,8 @@ impl<'a> Checker<'a> {
         let country = arrival.country;
         let receiver = arrival.receiver;
         let tier = || self.facts.tier(country, self.date);
-        let because = |reason: &dyn Fn() -> String| {
-            Some(if explain { reason() } else { String::new() })
-        };
+        let because =
+            |reason: &dyn Fn() -> String| Some(if explain { reason() } else { String::new() });
         match basis {
             Basis::Aia if !self.owners.all => None,
             Basis::Aia => {
