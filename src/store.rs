@@ -74,6 +74,8 @@ pub enum StoreError {
     Io(String),
     /// An earlier write failed; this handle refuses further writes.
     Poisoned(String),
+    /// The disk holding the store is full.
+    DiskFull(PathBuf),
 }
 
 impl std::fmt::Display for StoreError {
@@ -96,6 +98,13 @@ impl std::fmt::Display for StoreError {
                  checkpoint"
             ),
             StoreError::Io(reason) => write!(f, "I/O error: {reason}"),
+            StoreError::DiskFull(path) => write!(
+                f,
+                "the disk holding {} is full: what was being written was not recorded. Free \
+                 some space, then run `chipledger verify` and the command again (events already \
+                 recorded are skipped)",
+                path.display()
+            ),
             StoreError::Poisoned(reason) => write!(
                 f,
                 "an earlier write failed ({reason}); this ledger handle refuses further writes \
@@ -105,11 +114,29 @@ impl std::fmt::Display for StoreError {
     }
 }
 
+/// Whether an I/O error says the disk is full (sled sometimes wraps the OS error in text).
+fn is_disk_full(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::StorageFull
+        || error.raw_os_error() == Some(28)
+        || error.to_string().contains("No space left on device")
+        || error.to_string().contains("StorageFull")
+}
+
+/// An I/O error of the store at `path`, with what was being done.
+fn io_error(doing: &str, error: std::io::Error, path: &Path) -> StoreError {
+    if is_disk_full(&error) {
+        StoreError::DiskFull(path.to_path_buf())
+    } else {
+        StoreError::Io(format!("{doing}: {error}"))
+    }
+}
+
 fn sled_error(error: sled::Error, path: &Path) -> StoreError {
     match error {
         sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
             StoreError::InUse(path.to_path_buf())
         }
+        sled::Error::Io(io) if is_disk_full(&io) => StoreError::DiskFull(path.to_path_buf()),
         sled::Error::Io(io) => StoreError::Io(io.to_string()),
         sled::Error::Corruption { .. } => StoreError::Corrupt(error.to_string()),
         other => StoreError::Corrupt(other.to_string()),
@@ -435,7 +462,7 @@ impl Store {
         fault(FaultPoint::AfterFlush, number).map_err(io)?;
         self.data_file
             .sync_all()
-            .map_err(|error| StoreError::Io(format!("fsync of the store file: {error}")))?;
+            .map_err(|error| io_error("fsync of the store file", error, &self.path))?;
         self.sync_blobs()?;
         fault(FaultPoint::AfterFsync, number).map_err(io)?;
         Ok(())
@@ -457,7 +484,7 @@ impl Store {
             match File::open(entry.path()) {
                 Ok(file) => file
                     .sync_all()
-                    .map_err(|error| StoreError::Io(format!("fsync of a blob: {error}")))?,
+                    .map_err(|error| io_error("fsync of a blob", error, &self.path))?,
                 // sled may delete a blob it no longer needs while we list the directory.
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(error) => return Err(StoreError::Io(error.to_string())),
@@ -468,7 +495,7 @@ impl Store {
         if any {
             File::open(&directory)
                 .and_then(|directory| directory.sync_all())
-                .map_err(|error| StoreError::Io(format!("fsync of the blob directory: {error}")))?;
+                .map_err(|error| io_error("fsync of the blob directory", error, &self.path))?;
         }
         Ok(())
     }

@@ -31,9 +31,17 @@ fn input(count: usize) -> (String, Vec<String>) {
 
 /// The event ids in the ledger, in log order, without the genesis record.
 fn logged_ids(ledger: &TestLedger) -> Vec<String> {
-    let run = ledger
-        .run(&["--format", "json", "log", "--from", "1"], None)
-        .expect(0);
+    logged_ids_in(&ledger.dir)
+}
+
+fn logged_ids_in(dir: &std::path::Path) -> Vec<String> {
+    let run = common::run_in(
+        Some(dir),
+        &["--format", "json", "log", "--from", "1"],
+        None,
+        &[],
+    )
+    .expect(0);
     run.stdout
         .lines()
         .map(|line| {
@@ -157,4 +165,137 @@ fn a_missing_ledger_is_unavailable_not_bad_input() {
     assert!(run.stdout.contains("verifier key"), "{}", run.stdout);
     let run = common::run_in(Some(temp.path()), &["init"], None, &[]).expect(3);
     assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+}
+
+#[test]
+fn a_reader_during_a_long_import_is_told_the_ledger_is_in_use_without_waiting() {
+    let (text, _) = input(200_000);
+    let ledger = TestLedger::new();
+    let file = ledger.path("input.ndjson");
+    std::fs::write(&file, &text).unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--ledger",
+            ledger.dir.to_str().unwrap(),
+            "--format",
+            "json",
+            "import",
+        ])
+        .arg(&file)
+        .args(["--batch", "1000"])
+        .env("CHIPLEDGER_NOW", NOW)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the import holds the ledger and has made a batch durable.
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("an acknowledgement").unwrap();
+    assert!(first.contains("\"committed\""), "{first}");
+    for args in [&["state"][..], &["verify"][..], &["log", "--from", "1"][..]] {
+        let started = std::time::Instant::now();
+        let run = ledger.run(args, None).expect(3);
+        // "Not a hang": the answer comes after the short lock retry, far below this bound.
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{args:?} waited {:?}",
+            started.elapsed()
+        );
+        assert!(
+            run.stderr.contains("ledger is in use by another process"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the import itself finished: {status}");
+    ledger.run(&["verify"], None).expect(0);
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+    _temp: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `megabytes`; `None` where this process may not mount (not root).
+    fn mount(megabytes: u32) -> Option<SmallDisk> {
+        let temp = tempfile::tempdir().unwrap();
+        let path = temp.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}M"), "tmpfs"])
+            .arg(&path)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then_some(SmallDisk { path, _temp: temp })
+    }
+
+    fn grow(&self, megabytes: u32) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={megabytes}M")])
+            .arg(&self.path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn a_full_disk_gives_a_clear_error_and_a_ledger_that_still_verifies() {
+    let Some(disk) = SmallDisk::mount(12) else {
+        let message =
+            "*** cannot mount a small tmpfs (this needs root): the full-disk test was SKIPPED ***";
+        assert!(
+            std::env::var_os("CHIPLEDGER_REQUIRE_FULL_DISK").is_none(),
+            "{message}"
+        );
+        eprintln!("{message}");
+        return;
+    };
+    let dir = disk.path.join("ledger");
+    let run = |args: &[&str]| common::run_in(Some(&dir), args, None, &[]);
+    run(&["init", "--origin", "test.example/full"]).expect(0);
+    // 60,000 events need more than the 8 MiB left after `init`.
+    let (text, ids) = input(60_000);
+    let outside = tempfile::tempdir().unwrap();
+    let file = outside.path().join("input.ndjson");
+    std::fs::write(&file, &text).unwrap();
+    let file = file.to_str().unwrap();
+    let full = run(&["--format", "json", "import", file, "--batch", "2000"]).expect(3);
+    let message = format!("{}{}", full.stdout, full.stderr);
+    assert!(
+        message.contains("is full") && message.contains("Free some space"),
+        "the error says what happened and what to do: {message}"
+    );
+    let acknowledged: Vec<u64> = full
+        .stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|value| value["status"] == "committed")
+        .map(|value| value["size"].as_u64().unwrap())
+        .collect();
+    assert!(
+        !acknowledged.is_empty(),
+        "some batches fit: {}",
+        full.stdout
+    );
+    // Space comes back: the ledger verifies, holds every acknowledged batch and a prefix of
+    // the input, and the same import completes it.
+    disk.grow(64);
+    run(&["verify"]).expect(0);
+    let logged = logged_ids_in(&dir);
+    assert_eq!(logged[..], ids[..logged.len()], "a prefix of the input");
+    assert!(logged.len() as u64 + 1 >= *acknowledged.last().unwrap());
+    run(&["import", file]).expect(0);
+    run(&["verify"]).expect(0);
+    assert_eq!(logged_ids_in(&dir), ids);
 }
