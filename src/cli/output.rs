@@ -137,3 +137,57 @@ impl Table {
         out
     }
 }
+
+/// What a progress bar counts.
+#[derive(Clone, Copy)]
+pub enum Unit {
+    /// Bytes of an input file.
+    Bytes,
+    /// Records of a log.
+    Records,
+}
+
+/// A progress bar on standard error, only when it is a terminal and not `--quiet` (so never in
+/// a pipe, a log file or a test). `set_length` may come later, when the total is known.
+pub fn bar(quiet: bool, message: &str, unit: Unit) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let template = match unit {
+        Unit::Bytes => "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        Unit::Records => "{msg} [{bar:30}] {human_pos}/{human_len} records ({per_sec}, {eta} left)",
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message.to_string());
+    Some(bar)
+}
+
+/// A spinner with the elapsed time, for work whose total is not known in advance.
+pub fn spinner(quiet: bool, message: &str) -> Option<indicatif::ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .expect("valid template"),
+    );
+    spinner.set_message(message.to_string());
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(spinner)
+}
+
+/// A `(done, total)` callback that moves an optional bar.
+pub fn mover(bar: &Option<indicatif::ProgressBar>) -> impl Fn(u64, u64) + '_ {
+    move |done, total| {
+        if let Some(bar) = bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Commands that read: log, show, state, export, verify.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use serde_json::json;
@@ -531,18 +531,12 @@ pub fn export(context: &Context, to: Option<u64>, output_path: Option<&Path>) ->
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
+    // On standard output the export itself is the output: a bar only beside a file.
     let bar =
-        (output_path.is_some() && !context.quiet && std::io::stderr().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new(end);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "exporting [{bar:30}] {pos}/{len} records ({per_sec})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            bar
-        });
+        output_path.and_then(|_| output::bar(context.quiet, "exporting", output::Unit::Records));
+    if let Some(bar) = &bar {
+        bar.set_length(end);
+    }
     reader.for_each(0, end, |bytes, record| {
         serde_json::to_writer(&mut sink, &view::export_line(record, bytes))
             .map_err(|error| Error::Output(error.into()))?;
@@ -559,13 +553,21 @@ pub fn export(context: &Context, to: Option<u64>, output_path: Option<&Path>) ->
         bar.finish_and_clear();
     }
     if let Some(path) = output_path {
+        let root = view::base64(&reader.root_at(end)?);
+        if context.format == Format::Json {
+            return output::json(&serde_json::json!({
+                "status": "exported",
+                "records": end,
+                "file": path,
+                "root": root,
+            }));
+        }
         output::note(
-            context.quiet || context.format == Format::Json,
+            context.quiet,
             &format!(
-                "exported records 0 to {} to {} (root {})",
+                "exported records 0 to {} to {} (root {root})",
                 end - 1,
                 path.display(),
-                view::base64(&reader.root_at(end)?)
             ),
         );
     }
@@ -595,21 +597,8 @@ pub fn verify(
         }
         _ => None,
     };
-    let bar = (!context.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("verifying [{bar:30}] {percent}% ({eta} left)")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar
-    });
-    let progress = |done: u64, total: u64| {
-        if let Some(bar) = &bar {
-            bar.set_length(total);
-            bar.set_position(done);
-        }
-    };
+    let bar = output::bar(context.quiet, "verifying", output::Unit::Records);
+    let progress = output::mover(&bar);
     let result = match export {
         Some(path) => audit::verify_export(path, want_root_at, progress).map(|(audit, _)| audit),
         None => {

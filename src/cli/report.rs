@@ -1,7 +1,7 @@
 //! `report`: write the HTML report (src/report); `completions` and `man`: documentation
 //! generated from the one clap table, so that it cannot drift from the parser.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
@@ -61,21 +61,8 @@ fn write_report(
     file: std::fs::File,
     started: std::time::Instant,
 ) -> Result<(), Error> {
-    let bar = (!context.quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("verifying [{bar:30}] {percent}% ({eta} left)")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar
-    });
-    let progress = |done: u64, total: u64| {
-        if let Some(bar) = &bar {
-            bar.set_length(total);
-            bar.set_position(done);
-        }
-    };
+    let bar = output::bar(context.quiet, "verifying", output::Unit::Records);
+    let progress = output::mover(&bar);
     let collected = crate::report::collect(&context.ledger, as_of, context.now, progress);
     if let Some(bar) = bar {
         bar.finish_and_clear();

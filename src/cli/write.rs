@@ -1,7 +1,7 @@
 //! Commands that write (or rehearse writing): init, append, check, import, demo.
 
 use std::fs::File;
-use std::io::{BufReader, IsTerminal, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::time::Instant as Clock;
 
@@ -304,20 +304,10 @@ pub fn check(context: &Context, file: Option<&Path>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Progress on standard error, only when it is a terminal and not `--quiet`.
+/// Progress through an input file of `total_bytes`.
 fn progress(context: &Context, total_bytes: u64, message: &str) -> Option<indicatif::ProgressBar> {
-    if context.quiet || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(total_bytes);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(message.to_string());
+    let bar = output::bar(context.quiet, message, output::Unit::Bytes)?;
+    bar.set_length(total_bytes);
     Some(bar)
 }
 

@@ -24,6 +24,9 @@ const ATTEMPT_BEFORE: [&str; 2] = ["T-0001", "A-MY"];
 
 pub const ORIGIN: &str = "demo.chipledger.example/ledger";
 
+/// The shipment the demo proves: a licence shipment against Malaysia's allocation.
+const PROVED: &str = "S-0016";
+
 fn parse_all(text: &str) -> Vec<Submission> {
     text.lines()
         .filter(|line| !line.trim().is_empty())
@@ -106,11 +109,36 @@ fn fresh_directory() -> PathBuf {
 pub fn run(context: &Context, dir: Option<&Path>) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(fresh_directory);
-    let built = build(&dir)?;
+    let mut built = build(&dir)?;
     let store_path = built.ledger.reader().paths().store();
+    // An auditor's view: the ledger signs a checkpoint, proves one shipment against it, and
+    // the proof is checked the way a third party checks it, with the verifier key alone.
+    let signed_at =
+        Instant::from_microseconds(built.last_now.microseconds() + 60_000_000).expect("in range");
+    let checkpoint = built.ledger.sign_checkpoint(signed_at)?;
     drop(built.ledger);
     let audit = crate::audit::verify_store(&store_path, None, |_, _| {})?;
     let reader = crate::ledger::Reader::open(&dir)?;
+    let vkey = reader.verifier_key()?;
+    let (proved_seq, proved, hash_count) = {
+        let seq = reader
+            .find_id(&crate::name::Id::parse(PROVED).expect("valid id"))?
+            .ok_or_else(|| Error::Verification(format!("the demo has no record {PROVED}")))?;
+        let (bytes, _) = reader.record_with_bytes(seq)?;
+        let hashes = reader.prove_record(seq, checkpoint.size)?;
+        (
+            seq,
+            crate::proof::inclusion::build(&bytes, seq, &hashes, &checkpoint.note),
+            hashes.len(),
+        )
+    };
+    let proof_path = dir.join(format!("{PROVED}.proof"));
+    std::fs::write(&proof_path, &proved).map_err(Error::Output)?;
+    let shown = crate::proof::inclusion::verify(&proved, &vkey)?;
+    assert_eq!(
+        shown.record.seq, proved_seq,
+        "the proof is of the record asked for"
+    );
     let h100_tpp = reader.params().h100_tpp();
     let end = Date::parse("2027-12-31").expect("valid date");
     let size = reader.size();
@@ -129,6 +157,8 @@ pub fn run(context: &Context, dir: Option<&Path>) -> Result<(), Error> {
             "recorded": built.recorded,
             "refusals": built.refusals.iter().map(|refusal| view::refusal_json(refusal, h100_tpp, None)).collect::<Vec<_>>(),
             "audit": audit,
+            "checkpoint": {"size": checkpoint.size, "root": view::base64(&checkpoint.root), "origin": checkpoint.origin},
+            "inclusion_proof": {"id": PROVED, "seq": proved_seq, "file": proof_path, "bytes": proved.len(), "verified": true},
             "state": state_view,
         }));
     }
@@ -157,12 +187,39 @@ pub fn run(context: &Context, dir: Option<&Path>) -> Result<(), Error> {
     }
     output::line("")?;
     output::line(&format!(
-        "{} {} records: canonical bytes, chain, Merkle root {}, every rule replayed ({} late record, {} void).",
+        "{} {} records: canonical bytes, chain, Merkle root {}, every rule replayed ({} late {}, {} {}).",
         paint(colour, Style::Green, "Verified"),
         audit.records,
         audit.root,
         audit.late_records,
-        audit.voids
+        if audit.late_records == 1 {
+            "record"
+        } else {
+            "records"
+        },
+        audit.voids,
+        if audit.voids == 1 { "void" } else { "voids" },
+    ))?;
+    output::line(&format!(
+        "{} a checkpoint of {} records (the last a commitment to every subject's state), root {}, \
+         with the key of {}.",
+        paint(colour, Style::Green, "Signed"),
+        checkpoint.size,
+        view::base64(&checkpoint.root),
+        checkpoint.origin
+    ))?;
+    output::line(&format!(
+        "{} {} ({} {}, effective {}) in that checkpoint: {} ({} bytes, {} hashes), {} with the \
+         verifier key alone.",
+        paint(colour, Style::Green, "Proved"),
+        PROVED,
+        shown.record.event.body.type_name(),
+        shown.record.event.id,
+        shown.record.effective,
+        proof_path.display(),
+        proved.len(),
+        hash_count,
+        paint(colour, Style::Green, "verified")
     ))?;
     output::line("")?;
     drop(state);
@@ -192,6 +249,22 @@ pub fn run(context: &Context, dir: Option<&Path>) -> Result<(), Error> {
                 "chipledger {ledger} export -o demo.ndjson && chipledger verify --export demo.ndjson"
             ),
             "an offline audit",
+        ),
+        (
+            format!(
+                "chipledger verify-proof {} --vkey {}",
+                proof_path.display(),
+                dir.join("verifier.key").display()
+            ),
+            "check the shipment's proof as a third party would",
+        ),
+        (
+            format!("chipledger {ledger} prove compliance --country MY -o my.json"),
+            "Malaysia's allocation use with a proof that no record is left out",
+        ),
+        (
+            format!("chipledger {ledger} report -o report.html"),
+            "the whole picture as one HTML page with charts",
         ),
     ] {
         output::line(&format!("  {command}\n      {what}"))?;
