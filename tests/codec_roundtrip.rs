@@ -1,6 +1,8 @@
 //! The record codec: every record of every shape round-trips to identical bytes, and no
 //! mutation of valid bytes is accepted as a different valid record without being canonical.
 
+mod common;
+
 use chipledger::codec::*;
 use chipledger::country::Country;
 use chipledger::date::{Date, Instant};
@@ -291,7 +293,7 @@ fn record() -> impl Strategy<Value = Record> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(common::proptest_cases(512)))]
 
     #[test]
     fn records_round_trip_to_identical_bytes(record in record()) {

@@ -9,13 +9,6 @@ mod common;
 use chipledger::proof::{self, checkpoint, compliance, consistency, inclusion};
 use proptest::prelude::*;
 
-fn cases() -> u32 {
-    std::env::var("CHIPLEDGER_PROPTEST_CASES")
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .unwrap_or(256)
-}
-
 /// JSON values of every shape, with field names from the event format so that objects often
 /// get past the first checks.
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
@@ -154,7 +147,7 @@ fn mutate(text: &str, mutations: &[(prop::sample::Index, u8, u8)]) -> String {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(common::proptest_cases(256)))]
 
     #[test]
     fn random_text_never_panics_the_event_parser(text in ".{0,300}") {

@@ -355,7 +355,7 @@ fn full_replay(reader: &Reader, date: Date, size: u64) -> State {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::proptest_cases(200), ..ProptestConfig::default() })]
 
     #[test]
     fn the_snapshot_path_equals_a_full_replay(steps in steps(), probes in proptest::collection::vec((0u32..1200, any::<prop::sample::Index>()), 12)) {
@@ -487,7 +487,7 @@ fn reference_admit(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 100, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: common::proptest_cases(100), ..ProptestConfig::default() })]
 
     #[test]
     fn restricted_rechecks_decide_like_rechecking_everything(steps in steps()) {

@@ -282,13 +282,15 @@ pub fn check(context: &Context, file: Option<&Path>) -> Result<(), Error> {
     ledger.rollback()?;
     if refusals > 0 {
         let (line, refusal) = first_refusal.expect("counted");
-        output::note(
-            context.quiet || context.format == Format::Json,
-            &format!(
-                "{refusals} of {} events would be refused; nothing was written",
-                events.len()
-            ),
-        );
+        // The lines above already gave each refusal in full; a table ends with the count.
+        if context.format == Format::Table {
+            return Err(Error::SomeRefused(format!(
+                "{refusals} of {} events would be refused (the first on line {line}, {}); nothing \
+                 was written",
+                events.len(),
+                refusal.code
+            )));
+        }
         return Err(Error::Refused {
             place: Some(format!("{} (first refusal)", place(&source, line))),
             refusal: Box::new(refusal),

@@ -159,3 +159,12 @@ pub const BASE: &str = r#"{"type":"entity","id":"E-nv","effective":"2025-01-13",
 {"type":"entity","id":"E-my","effective":"2025-01-13","entity":"my-dc","name":"MY Data Centres","hq":"MY"}
 {"type":"entity","id":"E-in","effective":"2025-01-13","entity":"in-dc","name":"IN Data Centres","hq":"IN"}
 "#;
+
+/// Cases per property test: the test's own number in the normal run, or
+/// `CHIPLEDGER_PROPTEST_CASES` when that is larger (the gated run; the command is in README.md).
+pub fn proptest_cases(normal: u32) -> u32 {
+    std::env::var("CHIPLEDGER_PROPTEST_CASES")
+        .ok()
+        .and_then(|text| text.parse::<u32>().ok())
+        .map_or(normal, |gated| gated.max(normal))
+}
