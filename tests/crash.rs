@@ -79,12 +79,28 @@ fn logged_ids(ledger: &TestLedger) -> Vec<String> {
 #[derive(Default, Debug)]
 struct Tally {
     rounds: u64,
+    /// Imports sent SIGKILL at a random moment, and how many it actually killed (the others had
+    /// finished first).
     random_kills: u64,
+    random_kills_landed: u64,
+    /// Imports armed to abort at an injected point of their nth commit, and how many did (the
+    /// others made fewer commits).
     injected: std::collections::BTreeMap<String, u64>,
+    injected_landed: std::collections::BTreeMap<String, u64>,
+    /// Sequences of appends, one of them sent SIGKILL, and how many it killed.
     append_kills: u64,
+    append_kills_landed: u64,
     events_checked: u64,
     acknowledged_batches: u64,
 }
+
+/// Whether a child died of `signal`.
+fn died_of(status: std::process::ExitStatus, signal: i32) -> bool {
+    std::os::unix::process::ExitStatusExt::signal(&status) == Some(signal)
+}
+
+const SIGABRT: i32 = 6;
+const SIGKILL: i32 = 9;
 
 const POINTS: [&str; 4] = [
     "before-transaction",
@@ -131,8 +147,10 @@ fn round(number: u64, tally: &mut Tally) {
                 .unwrap();
             if index as u64 == stop_after {
                 std::thread::sleep(Duration::from_micros(rng.below(20_000)));
-                child.kill().unwrap();
-                child.wait().unwrap();
+                let _ = child.kill();
+                if died_of(child.wait().unwrap(), SIGKILL) {
+                    tally.append_kills_landed += 1;
+                }
                 break;
             }
             assert!(
@@ -145,6 +163,7 @@ fn round(number: u64, tally: &mut Tally) {
         tally.acknowledged_batches += stop_after;
     } else {
         let injected = mode == 1;
+        let mut armed = None;
         command.args([
             "--ledger",
             ledger.dir.to_str().unwrap(),
@@ -160,6 +179,7 @@ fn round(number: u64, tally: &mut Tally) {
             let nth = 1 + rng.below(5);
             command.env("CHIPLEDGER_TEST_FAULT", format!("{point}:kill:{nth}"));
             *tally.injected.entry(point.to_string()).or_default() += 1;
+            armed = Some(point);
         } else {
             tally.random_kills += 1;
         }
@@ -179,7 +199,14 @@ fn round(number: u64, tally: &mut Tally) {
             std::thread::sleep(Duration::from_micros(rng.below(150_000)));
             let _ = child.kill();
         }
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
+        match armed {
+            Some(point) if died_of(status, SIGABRT) => {
+                *tally.injected_landed.entry(point.to_string()).or_default() += 1;
+            }
+            None if died_of(status, SIGKILL) => tally.random_kills_landed += 1,
+            _ => {}
+        }
         reader.join().unwrap();
         while let Ok(size) = receiver.try_recv() {
             acknowledged = acknowledged.max(size);
