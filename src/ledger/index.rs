@@ -3,9 +3,6 @@
 //! its own replay. None has a key per event: like the bundles, they are chunked by position so
 //! that an append rewrites only the last chunk.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use crate::date::{Date, Instant};
 use crate::name::Id;
 
@@ -64,41 +61,33 @@ pub fn id_hash(id: &Id) -> u64 {
     u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
-/// A hasher for keys that are already uniform hashes.
-#[derive(Default)]
-pub struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
-        }
-    }
-    fn write_u64(&mut self, value: u64) {
-        self.0 = value;
-    }
-}
-
-/// Event id hash → sequence numbers. Most hashes have one record; the rare 64-bit collision
-/// keeps the rest in `more`.
-#[derive(Default)]
+/// Event id hash → sequence numbers, in about 16 bytes per record: the hashes in log order,
+/// and an open-addressing table of sequence numbers (linear probing) whose slots are checked
+/// against those hashes. Equal hashes (the rare 64-bit collision) simply sit in the same probe
+/// run; every candidate is confirmed against the record itself by the caller.
 pub struct IdIndex {
-    first: HashMap<u64, u64, BuildHasherDefault<PassThrough>>,
-    more: HashMap<u64, Vec<u64>>,
     /// Hash per sequence number, in order: what the chunks store.
     hashes: Vec<u64>,
+    /// `seq + 1` per slot; 0 is empty, [`TOMBSTONE`] a slot freed by a rollback.
+    slots: Vec<u32>,
+}
+
+const TOMBSTONE: u32 = u32::MAX;
+
+impl Default for IdIndex {
+    fn default() -> IdIndex {
+        IdIndex::with_capacity(0)
+    }
 }
 
 impl IdIndex {
     pub fn with_capacity(records: usize) -> IdIndex {
-        IdIndex {
-            first: HashMap::with_capacity_and_hasher(records, BuildHasherDefault::default()),
-            more: HashMap::new(),
+        let mut index = IdIndex {
             hashes: Vec::with_capacity(records),
-        }
+            slots: Vec::new(),
+        };
+        index.resize((records.max(8) * 2).next_power_of_two());
+        index
     }
 
     pub fn len(&self) -> u64 {
@@ -109,44 +98,77 @@ impl IdIndex {
         self.hashes.is_empty()
     }
 
+    fn mask(&self) -> usize {
+        self.slots.len() - 1
+    }
+
+    /// Rebuilds the table with `capacity` slots (a power of two).
+    fn resize(&mut self, capacity: usize) {
+        assert!(capacity.is_power_of_two() && capacity > self.hashes.len());
+        self.slots = vec![0; capacity];
+        for seq in 0..self.hashes.len() {
+            self.place(seq);
+        }
+    }
+
+    fn place(&mut self, seq: usize) {
+        let mask = self.mask();
+        let mut slot = self.hashes[seq] as usize & mask;
+        // The table is never more than half full: an empty slot is always found.
+        while self.slots[slot] != 0 && self.slots[slot] != TOMBSTONE {
+            slot = (slot + 1) & mask;
+        }
+        self.slots[slot] = u32::try_from(seq + 1).expect("fewer than 2^32 - 1 records");
+    }
+
     /// Files the next record's id hash.
     pub fn push(&mut self, hash: u64) {
-        let seq = self.hashes.len() as u64;
         self.hashes.push(hash);
-        if let Some(existing) = self.first.insert(hash, seq) {
-            // Keep the earliest in `first` and the others in `more`.
-            self.first.insert(hash, existing);
-            self.more.entry(hash).or_default().push(seq);
+        if self.slots.len() < 2 * self.hashes.len() {
+            self.resize((2 * self.hashes.len()).next_power_of_two().max(16));
+        } else {
+            self.place(self.hashes.len() - 1);
         }
     }
 
     /// Forgets the last record (a rolled-back append).
     pub fn pop(&mut self) {
-        let Some(hash) = self.hashes.pop() else {
+        let Some(hash) = self.hashes.last().copied() else {
             return;
         };
-        let seq = self.hashes.len() as u64;
-        if let Some(more) = self.more.get_mut(&hash) {
-            if more.last() == Some(&seq) {
-                more.pop();
-                if more.is_empty() {
-                    self.more.remove(&hash);
-                }
-                return;
+        let wanted = u32::try_from(self.hashes.len()).expect("fewer than 2^32 - 1 records");
+        let mask = self.mask();
+        let mut slot = hash as usize & mask;
+        while self.slots[slot] != 0 {
+            if self.slots[slot] == wanted {
+                self.slots[slot] = TOMBSTONE;
+                break;
             }
+            slot = (slot + 1) & mask;
         }
-        if self.first.get(&hash) == Some(&seq) {
-            self.first.remove(&hash);
-        }
+        self.hashes.pop();
     }
 
     /// Sequence numbers whose id has this hash.
     pub fn candidates(&self, hash: u64) -> impl Iterator<Item = u64> + '_ {
-        self.first
-            .get(&hash)
-            .into_iter()
-            .chain(self.more.get(&hash).into_iter().flatten())
-            .copied()
+        let mask = self.mask();
+        let mut slot = hash as usize & mask;
+        let mut probed = 0usize;
+        std::iter::from_fn(move || {
+            // Bounded by the table's size, whatever its contents.
+            while probed < self.slots.len() {
+                let entry = self.slots[slot];
+                if entry == 0 {
+                    return None;
+                }
+                slot = (slot + 1) & mask;
+                probed += 1;
+                if entry != TOMBSTONE && self.hashes[entry as usize - 1] == hash {
+                    return Some(u64::from(entry) - 1);
+                }
+            }
+            None
+        })
     }
 
     /// The stored bytes of chunk `chunk` (8-byte little-endian hashes).
@@ -208,4 +230,47 @@ pub fn positions_chunk_bytes(positions: &[Position], chunk: u64) -> Vec<u8> {
         .iter()
         .flat_map(|position| position.to_bytes())
         .collect()
+}
+
+#[cfg(test)]
+mod id_index_tests {
+    use super::IdIndex;
+
+    /// A reference: every sequence number whose hash matches, by a scan.
+    fn scan(hashes: &[u64], hash: u64) -> Vec<u64> {
+        (0..hashes.len() as u64)
+            .filter(|seq| hashes[*seq as usize] == hash)
+            .collect()
+    }
+
+    #[test]
+    fn candidates_are_exactly_the_records_with_the_hash_through_growth_and_rollbacks() {
+        let mut index = IdIndex::default();
+        let mut hashes = Vec::new();
+        // Few distinct hashes, so that runs collide and wrap; low bits equal, so they share slots.
+        let hash_of = |n: u64| (n % 37) << 40 | (n % 5);
+        for n in 0..5_000u64 {
+            index.push(hash_of(n));
+            hashes.push(hash_of(n));
+            if n % 7 == 3 {
+                index.pop();
+                hashes.pop();
+            }
+            if n % 500 == 0 {
+                for probe in 0..40 {
+                    let mut found: Vec<u64> = index.candidates(hash_of(probe)).collect();
+                    found.sort_unstable();
+                    assert_eq!(
+                        found,
+                        scan(&hashes, hash_of(probe)),
+                        "after {n}, probe {probe}"
+                    );
+                }
+            }
+        }
+        assert_eq!(index.len(), hashes.len() as u64);
+        assert_eq!(index.candidates(u64::MAX).count(), 0);
+        let empty = IdIndex::default();
+        assert_eq!(empty.candidates(7).count(), 0);
+    }
 }
