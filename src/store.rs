@@ -248,10 +248,13 @@ impl Store {
     }
 
     fn open_sled(path: &Path) -> Result<Store, StoreError> {
+        // No background flusher: every commit flushes and fsyncs itself (FORMAT.md section 6),
+        // and without the flusher thread an open and a close cost less.
         let config = sled::Config::new()
             .path(path)
             .segment_size(SEGMENT_BYTES)
-            .cache_capacity(CACHE_BYTES);
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(None);
         // sled frees a closed database's file (and its lock) through deferred, epoch-based
         // reclamation, so a store closed a moment ago *in this process* can still look locked.
         // Retry briefly; another process holding the ledger still gets "in use" within a
