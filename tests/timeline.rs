@@ -148,6 +148,30 @@ fn a_void_that_would_break_a_later_event_is_refused_naming_it() {
 }
 
 #[test]
+fn a_late_transfer_within_one_holding_folds_without_a_negative_balance() {
+    // Found by the 10,000-case reference run: 183 H20 arrive, 1 leaves later; a late transfer of
+    // all 183 from MY to MY by the same holder nets to nothing, and folding it into today's
+    // state (182 held) must not pass through -1.
+    let ledger = TestLedger::with(&format!(
+        r#"{BASE}{{"type":"shipment","id":"S-h20","effective":"2025-01-13","exporter":"nvidia","consignee":"my-dc","country":"MY","chip":"H20","quantity":183}}
+{{"type":"transfer","id":"T-out","effective":"2025-10-31","entity":"my-dc","from_country":"MY","to_country":"JP","chip":"H20","quantity":1}}
+"#
+    ));
+    ledger
+        .run(
+            &["append", "-"],
+            Some(r#"{"type":"transfer","id":"T-same","effective":"2025-01-13","entity":"my-dc","from_country":"MY","to_country":"MY","to_entity":"my-dc","chip":"H20","quantity":183}"#),
+        )
+        .expect(0);
+    ledger.run(&["verify"], None).expect(0);
+    let state = ledger
+        .run(&["--format", "json", "state"], None)
+        .expect(0)
+        .json();
+    assert_eq!(holding(&state, "my-dc", "MY", "H20"), 182);
+}
+
+#[test]
 fn a_void_removes_its_target_from_every_as_of_answer_but_not_from_what_was_known() {
     let ledger = TestLedger::with(&format!("{BASE}{HOLDINGS}"));
     let (size_before, _) = ledger.size_and_root();

@@ -579,24 +579,42 @@ impl Counters {
                 sign,
             ),
             (Body::Transfer(event), Outcome::Chips(chips)) => {
-                self.depart(
-                    &event.entity,
-                    event.from_country,
-                    &event.chip,
-                    event.quantity,
-                    chips,
-                    sign,
-                )?;
                 let receiver = event.to_entity.as_ref().unwrap_or(&event.entity);
-                self.arrive(
-                    receiver,
-                    event.to_country,
-                    &event.chip,
-                    event.quantity,
-                    chips,
-                    effective,
-                    sign,
-                )
+                let depart = |counters: &mut Counters| {
+                    counters.depart(
+                        &event.entity,
+                        event.from_country,
+                        &event.chip,
+                        event.quantity,
+                        chips,
+                        sign,
+                    )
+                };
+                let arrive = |counters: &mut Counters| {
+                    counters.arrive(
+                        receiver,
+                        event.to_country,
+                        &event.chip,
+                        event.quantity,
+                        chips,
+                        effective,
+                        sign,
+                    )
+                };
+                // The side that grows goes first. A transfer within one holding (same entity,
+                // country and chip) nets to nothing, and folded into a state where that
+                // holding is smaller than the quantity (a later transfer took some away) it must
+                // not pass through a negative balance on the way.
+                match sign {
+                    Sign::Add => {
+                        arrive(self)?;
+                        depart(self)
+                    }
+                    Sign::Remove => {
+                        depart(self)?;
+                        arrive(self)
+                    }
+                }
             }
             (Body::Decommission(event), Outcome::Chips(chips)) => self.depart(
                 &event.entity,
