@@ -154,7 +154,16 @@ impl Replay {
         id: &crate::name::Id,
         source: &dyn RecordSource,
     ) -> Result<Option<Arc<Record>>, Failure> {
-        for seq in self.ids.candidates(id_hash(id)) {
+        self.find_hashed(id, id_hash(id), source)
+    }
+
+    fn find_hashed(
+        &self,
+        id: &crate::name::Id,
+        hash: u64,
+        source: &dyn RecordSource,
+    ) -> Result<Option<Arc<Record>>, Failure> {
+        for seq in self.ids.candidates(hash) {
             let record = self.record(seq, source)?;
             if record.event.id == *id {
                 return Ok(Some(record));
@@ -231,6 +240,7 @@ impl Replay {
             }
         }
         let key = TimelineKey::of(&record);
+        let hash = id_hash(&record.event.id);
         match (&mut self.state, &record.event.body) {
             (None, Body::Genesis(_)) => {
                 let state = State::from_genesis(&record).map_err(|error| fail(seq, error.0))?;
@@ -241,9 +251,9 @@ impl Replay {
             }
             (None, _) => return Err(fail(seq, "the log does not start with a genesis record")),
             (Some(_), Body::Genesis(_)) => return Err(fail(seq, "a second genesis record")),
-            (Some(_), _) => self.replay(&record, &subjects, key, source)?,
+            (Some(_), _) => self.replay(&record, &subjects, hash, key, source)?,
         }
-        self.ids.push(id_hash(&record.event.id));
+        self.ids.push(hash);
         if self.size > 0 && key.date < self.max_dates[self.size as usize - 1] {
             self.late.push((seq, key.date));
         }
@@ -276,12 +286,13 @@ impl Replay {
         &mut self,
         record: &Record,
         subjects: &[Subject],
+        id_hash: u64,
         key: TimelineKey,
         source: &dyn RecordSource,
     ) -> Result<(), Failure> {
         let seq = record.seq;
         let today = Date::of_instant(record.recorded_at);
-        if self.find(&record.event.id, source)?.is_some() {
+        if self.find_hashed(&record.event.id, id_hash, source)?.is_some() {
             return Err(fail(
                 seq,
                 format!("event id {} appears in an earlier record", record.event.id),
