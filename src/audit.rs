@@ -13,7 +13,7 @@ use crate::ledger::index::{
     self, ID_CHUNK, IDS_PREFIX, LATE_PREFIX, POSITION_CHUNK, POSITIONS_PREFIX, Position,
     SNAPSHOT_PREFIX,
 };
-use crate::ledger::reader::{PrefixSnapshot, decode_bundle};
+use crate::ledger::reader::PrefixSnapshot;
 use crate::merkle::TILE_WIDTH;
 use crate::rules::snapshot;
 use crate::store::{Head, Store};
@@ -52,13 +52,17 @@ impl RecordSource for StoreSource<'_> {
             .bundle(seq / BUNDLE_RECORDS)
             .map_err(|error| error.to_string())?
             .ok_or_else(|| format!("bundle {} is missing", seq / BUNDLE_RECORDS))?;
-        let records =
-            decode_bundle(seq / BUNDLE_RECORDS, &bundle).map_err(|error| error.to_string())?;
-        records
-            .into_iter()
-            .nth((seq % BUNDLE_RECORDS) as usize)
-            .map(|(_, record)| record)
-            .ok_or_else(|| format!("record {seq} is missing"))
+        // One entry, not the whole bundle: late records walk back through many bundles.
+        let entry = codec::bundle_entry(&bundle, (seq % BUNDLE_RECORDS) as usize)
+            .map_err(|error| format!("bundle {}: {error}", seq / BUNDLE_RECORDS))?;
+        let record = codec::decode_record(entry).map_err(|error| error.to_string())?;
+        if record.seq != seq {
+            return Err(format!(
+                "the record at position {seq} says it is record {}",
+                record.seq
+            ));
+        }
+        Ok(record)
     }
 }
 

@@ -185,8 +185,11 @@ impl Replay {
             None => 0,
         };
         let latest = |subject: &Subject| self.links.last.get(subject).copied();
-        let mut later = self.window.later(reads, key, from, latest);
-        if from < self.window.first() {
+        let (mut later, beyond) = self.window.later(reads, key, from, latest);
+        crate::ledger::window::walk_beyond(&mut later, beyond, reads, key, from, |seq| {
+            self.record(seq, source)
+        })?;
+        if reads.all && from < self.window.first() {
             for seq in from..self.window.first() {
                 let record = self.record(seq, source)?;
                 let subjects: Arc<[Subject]> = record.subjects().into();
@@ -292,7 +295,10 @@ impl Replay {
     ) -> Result<(), Failure> {
         let seq = record.seq;
         let today = Date::of_instant(record.recorded_at);
-        if self.find_hashed(&record.event.id, id_hash, source)?.is_some() {
+        if self
+            .find_hashed(&record.event.id, id_hash, source)?
+            .is_some()
+        {
             return Err(fail(
                 seq,
                 format!("event id {} appears in an earlier record", record.event.id),

@@ -340,6 +340,25 @@ pub fn push_entry(bundle: &mut Vec<u8>, record_bytes: &[u8]) {
 }
 
 /// Splits an entry bundle into its entries.
+/// Entry `offset` of an entry bundle, without slicing the rest.
+pub fn bundle_entry(bundle: &[u8], offset: usize) -> Result<&[u8], CodecError> {
+    let mut rest = bundle;
+    for index in 0..=offset {
+        if rest.len() < 2 {
+            return Err(CodecError::BadBundle(format!("entry {index} is missing")));
+        }
+        let length = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let entry = rest
+            .get(2..2 + length)
+            .ok_or_else(|| CodecError::BadBundle(format!("entry {index} is cut short")))?;
+        if index == offset {
+            return Ok(entry);
+        }
+        rest = &rest[2 + length..];
+    }
+    unreachable!("the loop returns at `offset`")
+}
+
 pub fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
     let mut entries = Vec::new();
     let mut rest = bundle;

@@ -371,8 +371,16 @@ impl Ledger {
             None => 0,
         };
         let latest = |subject: &codec::Subject| self.links.last.get(subject).copied();
-        let mut later = self.window.later(reads, key, from, latest);
-        if from < self.window.first() {
+        let (mut later, beyond) = self.window.later(reads, key, from, latest);
+        // Past the window, each subject's walk goes on through the store, one record at a time.
+        window::walk_beyond(&mut later, beyond, reads, key, from, |seq| {
+            match self.window.get(seq) {
+                Some(record) => Ok(record.clone()),
+                None if seq < self.reader.size() => self.reader.record_alone(seq).map(Arc::new),
+                None => self.read(seq),
+            }
+        })?;
+        if reads.all && from < self.window.first() {
             let mut consider = |record: Arc<Record>| {
                 let subjects: Arc<[codec::Subject]> = record.subjects().into();
                 if TimelineKey::of(&record) > key && reads.concerns(&record, &subjects) {

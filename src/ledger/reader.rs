@@ -309,6 +309,41 @@ impl Reader {
             .ok_or_else(|| corrupt(format!("record {seq} is missing from its bundle")))
     }
 
+    /// One record, decoding only its own entry when its bundle is not cached (walks back along
+    /// back-links visit one record in many bundles).
+    pub fn record_alone(&self, seq: u64) -> Result<Record, Error> {
+        let index = seq / BUNDLE_RECORDS;
+        if let Some((_, records)) = self
+            .cache
+            .borrow()
+            .entries
+            .iter()
+            .find(|(cached, _)| *cached == index)
+        {
+            if let Some((_, record)) = records.get((seq % BUNDLE_RECORDS) as usize) {
+                return Ok(record.clone());
+            }
+        }
+        if seq >= self.head.size {
+            return Err(corrupt(format!("record {seq} is beyond the log")));
+        }
+        let bundle = self
+            .store
+            .bundle(index)?
+            .ok_or_else(|| corrupt(format!("entry bundle {index} is missing")))?;
+        let entry = codec::bundle_entry(&bundle, (seq % BUNDLE_RECORDS) as usize)
+            .map_err(|error| corrupt(format!("bundle {index}: {error}")))?;
+        let record = codec::decode_record(entry)
+            .map_err(|error| corrupt(format!("record {seq} {error}")))?;
+        if record.seq != seq {
+            return Err(corrupt(format!(
+                "the record at position {seq} says it is record {}",
+                record.seq
+            )));
+        }
+        Ok(record)
+    }
+
     pub fn record(&self, seq: u64) -> Result<Record, Error> {
         self.record_with_bytes(seq).map(|(_, record)| record)
     }

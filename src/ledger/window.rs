@@ -118,21 +118,24 @@ impl Window {
 
     /// The records from `from` on (at least the window's first) that concern `reads` and sit
     /// after `key` in the timeline, in timeline order. `latest` gives each subject's latest
-    /// record: the walks back along the back-links start there.
+    /// record: the walks back along the back-links start there. Walks that reach back past the
+    /// window are returned too (the subject and the next record to visit), for the caller to
+    /// continue through the store ([`walk_beyond`]); with `reads.all` the caller reads the part
+    /// of `from..` the window does not hold instead.
     pub fn later(
         &self,
         reads: &Affected,
         key: TimelineKey,
         from: u64,
         latest: impl Fn(&Subject) -> Option<u64>,
-    ) -> Vec<Later> {
-        let from = from.max(self.first);
+    ) -> (Vec<Later>, Vec<(Subject, u64)>) {
+        let mut beyond = Vec::new();
         let wanted = |later: &Later| {
             TimelineKey::of(&later.record) > key && reads.concerns(&later.record, &later.subjects)
         };
         let mut found: Vec<Later> = Vec::new();
         if reads.all {
-            let start = usize::try_from(from - self.first).unwrap_or(usize::MAX);
+            let start = usize::try_from(from.saturating_sub(self.first)).unwrap_or(usize::MAX);
             found.extend(
                 self.records
                     .iter()
@@ -148,7 +151,10 @@ impl Window {
                 let subject = Subject::Entity(entity.clone());
                 let mut next = latest(&subject);
                 while let Some(seq) = next.filter(|seq| *seq >= from) {
-                    let Some(entry) = self.entry(seq) else { break };
+                    let Some(entry) = self.entry(seq) else {
+                        beyond.push((subject.clone(), seq));
+                        break;
+                    };
                     seqs.push(seq);
                     let later = &entry.later;
                     next = later
@@ -162,7 +168,11 @@ impl Window {
             for country in &reads.countries {
                 let mut next = self.allocation_last.get(country).copied();
                 while let Some(seq) = next.filter(|seq| *seq >= from) {
-                    let Some(entry) = self.entry(seq) else { break };
+                    let Some(entry) = self.entry(seq) else {
+                        // Past the window a country is walked along its own back-links.
+                        beyond.push((Subject::Country(*country), seq));
+                        break;
+                    };
                     seqs.push(seq);
                     next = entry
                         .allocation_previous
@@ -183,6 +193,45 @@ impl Window {
             );
         }
         found.sort_by_key(|later| TimelineKey::of(&later.record));
-        found
+        (found, beyond)
     }
+}
+
+/// Continues walks that left the window: from each `(subject, seq)`, back along the subject's
+/// back-links down to `from`, reading each record with `read`; adds the records that sit after
+/// `key` and concern `reads` to `found` (without duplicates), in timeline order. Each step
+/// reads one record and moves to a smaller sequence number, so every walk ends.
+pub fn walk_beyond<E>(
+    found: &mut Vec<Later>,
+    beyond: Vec<(Subject, u64)>,
+    reads: &Affected,
+    key: TimelineKey,
+    from: u64,
+    mut read: impl FnMut(u64) -> Result<Arc<Record>, E>,
+) -> Result<(), E> {
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    let mut seen: std::collections::HashSet<u64> =
+        found.iter().map(|later| later.record.seq).collect();
+    for (subject, start) in beyond {
+        let mut next = Some(start);
+        while let Some(seq) = next.filter(|seq| *seq >= from) {
+            let record = read(seq)?;
+            let subjects: Arc<[Subject]> = record.subjects().into();
+            next = subjects
+                .binary_search(&subject)
+                .ok()
+                .and_then(|index| record.links.get(index).copied().flatten())
+                .filter(|previous| *previous < seq);
+            if seen.insert(seq)
+                && TimelineKey::of(&record) > key
+                && reads.concerns(&record, &subjects)
+            {
+                found.push(Later { record, subjects });
+            }
+        }
+    }
+    found.sort_by_key(|later| TimelineKey::of(&later.record));
+    Ok(())
 }
