@@ -581,8 +581,9 @@ impl Reader {
             );
             let timeline = Date::from_ordinal(ordinal)
                 .ok_or_else(|| corrupt("a late-record entry has no valid date".into()))?;
+            // Late records lie scattered over many bundles: decode only each one's own entry.
             if timeline <= date {
-                fold(&mut state, &self.record(seq)?)?;
+                fold(&mut state, &self.record_alone(seq)?)?;
             }
         }
         Ok(state)
