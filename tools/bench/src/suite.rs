@@ -472,8 +472,9 @@ pub fn render(
         out,
         "Written by `{}` on {} ({:.0} minutes); machine: {}. Every row is measured in this \
          run, chipledger and its baseline side by side on the same files; each figure is the \
-         median of {} runs unless it says otherwise, each run a fresh process timed from outside \
-         (peak memory from the kernel's rusage). Workloads: `workload --seed {}` \
+         median of {} runs unless it says otherwise, each run a fresh process, timed from outside \
+         except where a row gives a time taken inside it (replay, proofs, appends, fsyncs; \
+         peak memory from the kernel's rusage). Workloads: `workload --seed {}` \
          (tools/bench/README.md), imported with recording time {NOW}. Regenerate this file \
          with the same command; the numbers drift with the machine, the ratios much less.\n",
         plan.command,
