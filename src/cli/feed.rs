@@ -8,7 +8,7 @@
 use std::io::BufRead;
 use std::ops::Range;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::Scope;
 
@@ -104,32 +104,37 @@ fn keep_first(slot: &Mutex<Option<BadLine>>, bad: BadLine) {
 
 /// Parses every line of `lines` on `workers` threads; the number of events, or the first bad
 /// line. Blocks are handed out in file order, so when a worker finds a bad line every earlier
-/// block is already taken and will be finished: the earliest bad line found is the file's first.
+/// block is already taken; a worker skips only blocks after the earliest bad line found so far,
+/// so every earlier block is finished and the earliest bad line found is the file's first.
 pub fn check<R: BufRead + Send>(
     mut lines: Lines<R>,
     workers: usize,
     progress: impl Fn(&Lines<R>),
 ) -> Result<u64, BadLine> {
     let first_bad: Mutex<Option<BadLine>> = Mutex::new(None);
-    let failed = AtomicBool::new(false);
+    // The line number of the earliest bad line found so far (`u64::MAX`: none yet).
+    let earliest_bad = AtomicU64::new(u64::MAX);
     let events = AtomicU64::new(0);
     let (sender, receiver) = sync_channel::<RawBlock>(BLOCKS_AHEAD);
     let receiver = Mutex::new(receiver);
     std::thread::scope(|scope| {
         let receiver = &receiver;
-        let (failed, first_bad, events) = (&failed, &first_bad, &events);
+        let (earliest_bad, first_bad, events) = (&earliest_bad, &first_bad, &events);
         for _ in 0..workers.max(1) {
             scope.spawn(move || {
                 loop {
                     // The lock is held only to take a block, not to parse it.
                     let next = receiver.lock().expect("no thread panics holding it").recv();
                     let Ok(block) = next else { break };
-                    if failed.load(Ordering::Relaxed) {
+                    // A block taken after a later block failed must still be checked: only
+                    // blocks wholly after a bad line already found can be skipped.
+                    let first_line = block.lines.first().map_or(u64::MAX, |(number, _)| *number);
+                    if first_line > earliest_bad.load(Ordering::Relaxed) {
                         continue;
                     }
                     for (number, span) in &block.lines {
                         if let Err(bad) = parse_line(&block.text[span.clone()], *number) {
-                            failed.store(true, Ordering::Relaxed);
+                            earliest_bad.fetch_min(*number, Ordering::Relaxed);
                             keep_first(first_bad, bad);
                             break;
                         }
@@ -139,7 +144,8 @@ pub fn check<R: BufRead + Send>(
             });
         }
         let read = read_blocks(&mut lines, &progress, |block| {
-            !failed.load(Ordering::Relaxed) && sender.send(block).is_ok()
+            // Blocks not read yet all come after any bad line found.
+            earliest_bad.load(Ordering::Relaxed) == u64::MAX && sender.send(block).is_ok()
         });
         drop(sender);
         if let Err(bad) = read {
@@ -225,14 +231,17 @@ mod tests {
                 check(lines(&file(&[], count)), workers, |_| {}),
                 Ok(count as u64)
             );
-            // Bad lines in several blocks: the earliest is reported, never a later one.
-            let bad = check(
-                lines(&file(&[BLOCK_LINES * 2 + 5, BLOCK_LINES + 9, 9_000], count)),
-                workers,
-                |_| {},
-            )
-            .unwrap_err();
-            assert_eq!(bad.number, BLOCK_LINES as u64 + 9, "{workers} workers");
+            // Bad lines in several blocks: the earliest is reported, never a later one, even
+            // when a worker finishes a later block first (a race: try it several times).
+            let text = file(&[BLOCK_LINES * 2 + 5, BLOCK_LINES + 9, 9_000], count);
+            for round in 0..10 {
+                let bad = check(lines(&text), workers, |_| {}).unwrap_err();
+                assert_eq!(
+                    bad.number,
+                    BLOCK_LINES as u64 + 9,
+                    "{workers} workers, round {round}"
+                );
+            }
         }
     }
 
