@@ -7,7 +7,6 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use crate::codec::{self, BUNDLE_RECORDS, Record};
-use crate::date::Date;
 use crate::error::Error;
 use crate::ledger::index::{
     self, ID_CHUNK, IDS_PREFIX, LATE_PREFIX, POSITION_CHUNK, POSITIONS_PREFIX, Position,
@@ -275,11 +274,10 @@ fn check_derived(store: &Store, replay: &Replay) -> Result<(), Error> {
     for item in store.derived_from(LATE_PREFIX, &index::key(LATE_PREFIX, 0)) {
         let (key, value) = item?;
         let seq = index::number_after(LATE_PREFIX, &key).unwrap_or(u64::MAX);
-        let stored = <[u8; 4]>::try_from(&*value)
-            .ok()
-            .and_then(|bytes| Date::from_ordinal(u32::from_be_bytes(bytes)));
+        let stored = index::parse_late_value(&value);
         match expected.next() {
-            Some((want_seq, want_date)) if *want_seq == seq && Some(*want_date) == stored => {}
+            Some((want_seq, want_date, want_bytes))
+                if *want_seq == seq && Some((*want_date, want_bytes.as_slice())) == stored => {}
             _ => {
                 return Err(store_failure(format!(
                     "the late-record index entry for record {seq} differs from the records"
@@ -287,7 +285,7 @@ fn check_derived(store: &Store, replay: &Replay) -> Result<(), Error> {
             }
         }
     }
-    if let Some((seq, _)) = expected.next() {
+    if let Some((seq, _, _)) = expected.next() {
         return Err(store_failure(format!(
             "the late-record index lacks record {seq}"
         )));

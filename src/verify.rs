@@ -59,7 +59,7 @@ pub struct Replay {
     /// The most recent records, for late records and voids to find the ones after them.
     window: Window,
     /// Records whose timeline date was before the running maximum (the late list).
-    late: Vec<(u64, Date)>,
+    late: Vec<(u64, Date, Vec<u8>)>,
     completed_tiles: Vec<TileWrite>,
     /// Per entry bundle: the position index entry a ledger should hold.
     positions: Vec<Position>,
@@ -130,7 +130,8 @@ impl Replay {
         &self.ids
     }
 
-    pub fn late(&self) -> &[(u64, Date)] {
+    /// The late records: position, timeline date and canonical bytes.
+    pub fn late(&self) -> &[(u64, Date, Vec<u8>)] {
         &self.late
     }
 
@@ -258,7 +259,7 @@ impl Replay {
         }
         self.ids.push(hash);
         if self.size > 0 && key.date < self.max_dates[self.size as usize - 1] {
-            self.late.push((seq, key.date));
+            self.late.push((seq, key.date, bytes.to_vec()));
         }
         let max = self
             .max_dates

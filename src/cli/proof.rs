@@ -147,7 +147,7 @@ pub fn inclusion(
         super::read::find_record(&reader, target)?.1.seq
     };
     let checkpoint = checkpoint_covering(context, given, seq + 1, false)?;
-    let reader = Reader::open(&context.ledger)?;
+    let reader = Reader::open_until_exit(&context.ledger)?;
     if seq >= checkpoint.size {
         return Err(Error::Usage(format!(
             "record {seq} is not covered by the checkpoint of {} records",
@@ -212,7 +212,7 @@ pub fn consistency(
             new_checkpoint.size, old_checkpoint.size
         )));
     }
-    let reader = Reader::open(&context.ledger)?;
+    let reader = Reader::open_until_exit(&context.ledger)?;
     let proof = if new_checkpoint.size == old_checkpoint.size {
         Vec::new()
     } else {
@@ -256,7 +256,7 @@ pub fn compliance(
         None => Date::of_instant(context.now),
     };
     let checkpoint = checkpoint_covering(context, given, 0, given.is_none())?;
-    let reader = Reader::open(&context.ledger)?;
+    let reader = Reader::open_until_exit(&context.ledger)?;
     let started = std::time::Instant::now();
     // Gathering a busy subject's records and proofs takes seconds on a large log.
     let spinner = output::spinner(

@@ -128,7 +128,7 @@ pub fn summary(record: &Record, h100_tpp: u64) -> String {
 }
 
 pub fn log(context: &Context, filter: LogFilter) -> Result<(), Error> {
-    let reader = Reader::open(&context.ledger)?;
+    let reader = Reader::open_until_exit(&context.ledger)?;
     let h100_tpp = reader.params().h100_tpp();
     let id = filter
         .id
@@ -222,7 +222,7 @@ pub fn find_record(reader: &Reader, target: &str) -> Result<(Vec<u8>, Record), E
 }
 
 pub fn show(context: &Context, target: &str) -> Result<(), Error> {
-    let reader = Reader::open(&context.ledger)?;
+    let reader = Reader::open_until_exit(&context.ledger)?;
     let (bytes, record) = find_record(&reader, target)?;
     let chain = view::hex(&codec::chain_hash(&bytes));
     let leaf = view::hex(&codec::leaf_hash(&bytes));
@@ -312,7 +312,7 @@ pub struct StateQuery<'a> {
 }
 
 pub fn state(context: &Context, query: StateQuery<'_>) -> Result<(), Error> {
-    let reader = Reader::open(&context.ledger)?;
+    let reader = Reader::open_until_exit(&context.ledger)?;
     let date = match query.as_of {
         Some(text) => parse_date("--as-of", text)?,
         None => Date::of_instant(context.now),
@@ -511,7 +511,7 @@ pub fn print_state_view(view: &StateView) -> Result<(), Error> {
 }
 
 pub fn export(context: &Context, to: Option<u64>, output_path: Option<&Path>) -> Result<(), Error> {
-    let reader = Reader::open(&context.ledger)?;
+    let reader = Reader::open_until_exit(&context.ledger)?;
     let end = to.unwrap_or(reader.size());
     if end == 0 || end > reader.size() {
         return Err(Error::Usage(format!(

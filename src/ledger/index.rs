@@ -45,6 +45,22 @@ pub fn snapshot_key(size: u64, chunk: u32) -> Vec<u8> {
     key
 }
 
+/// A late-record index value: the record's timeline date (ordinal, `u32` BE) followed by the
+/// record's canonical bytes, so that an as-of query folds a late record without reading the
+/// bundle it lies in (on a large ledger that read pulls a whole sled node from disk).
+pub fn late_value(date: Date, record: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(4 + record.len());
+    value.extend_from_slice(&date.ordinal().to_be_bytes());
+    value.extend_from_slice(record);
+    value
+}
+
+/// Splits a late-record index value into the timeline date and the record's bytes.
+pub fn parse_late_value(value: &[u8]) -> Option<(Date, &[u8])> {
+    let (ordinal, record) = value.split_first_chunk::<4>()?;
+    Some((Date::from_ordinal(u32::from_be_bytes(*ordinal))?, record))
+}
+
 /// Reads the big-endian number after a key's prefix.
 pub fn number_after(prefix: &[u8], key: &[u8]) -> Option<u64> {
     let rest = key.strip_prefix(prefix)?;

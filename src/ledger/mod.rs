@@ -63,7 +63,7 @@ struct Pending {
     last_bundle_before: Vec<u8>,
     full_bundles: Vec<(u64, Vec<u8>)>,
     positions_before: (usize, Option<Position>),
-    late: Vec<(u64, Date)>,
+    late: Vec<(u64, Date, Vec<u8>)>,
     snapshots: Vec<(u64, Vec<u8>)>,
     last_snapshot_before: (u64, u64),
 }
@@ -648,7 +648,7 @@ impl Ledger {
                 .push((seq / BUNDLE_RECORDS, std::mem::take(&mut self.last_bundle)));
         }
         if key.date < self.working.max_date {
-            pending.late.push((seq, key.date));
+            pending.late.push((seq, key.date, bytes.to_vec()));
         }
         self.working.max_date = self.working.max_date.max(key.date);
         self.working.size = seq + 1;
@@ -843,10 +843,10 @@ impl Ledger {
                 index::positions_chunk_bytes(&self.positions, chunk),
             ));
         }
-        for (seq, date) in &pending.late {
+        for (seq, date, bytes) in &pending.late {
             batch.derived_puts.push((
                 index::key(LATE_PREFIX, *seq),
-                date.ordinal().to_be_bytes().to_vec(),
+                index::late_value(*date, bytes),
             ));
         }
         for (size, bytes) in &pending.snapshots {

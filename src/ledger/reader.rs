@@ -8,7 +8,7 @@ use crate::codec::{self, BUNDLE_RECORDS, Body, Genesis, Record, Subject};
 use crate::date::{Date, Instant};
 use crate::error::Error;
 use crate::merkle::{TileSource, Tree};
-use crate::rules::{Params, State, TimelineKey, snapshot};
+use crate::rules::{FoldError, Params, State, TimelineKey, snapshot};
 use crate::store::{Head, Store, StoreError};
 
 use super::index::{
@@ -111,6 +111,15 @@ impl Reader {
         let paths = Paths::new(dir);
         let store = Store::open(&paths.store())?;
         Reader::from_store(paths, store)
+    }
+
+    /// Opens the ledger for a command's last reads before the process exits: dropping the
+    /// reader leaves the store open (see [`Store::leave_open_at_exit`]). The process must not
+    /// open the ledger again.
+    pub fn open_until_exit(dir: &Path) -> Result<Reader, Error> {
+        let reader = Reader::open(dir)?;
+        reader.store.leave_open_at_exit();
+        Ok(reader)
     }
 
     pub(crate) fn from_store(paths: Paths, store: Store) -> Result<Reader, Error> {
@@ -333,15 +342,7 @@ impl Reader {
             .ok_or_else(|| corrupt(format!("entry bundle {index} is missing")))?;
         let entry = codec::bundle_entry(&bundle, (seq % BUNDLE_RECORDS) as usize)
             .map_err(|error| corrupt(format!("bundle {index}: {error}")))?;
-        let record = codec::decode_record(entry)
-            .map_err(|error| corrupt(format!("record {seq} {error}")))?;
-        if record.seq != seq {
-            return Err(corrupt(format!(
-                "the record at position {seq} says it is record {}",
-                record.seq
-            )));
-        }
-        Ok(record)
+        decode_stored(seq, entry)
     }
 
     pub fn record(&self, seq: u64) -> Result<Record, Error> {
@@ -496,18 +497,51 @@ impl Reader {
 
     /// The latest stored prefix snapshot at or before `size`: its size, state and links.
     pub(crate) fn snapshot_at_or_before(&self, size: u64) -> Result<(u64, State, Links), Error> {
-        let found = self
-            .store
-            .derived_at_or_before(SNAPSHOT_PREFIX, &index::snapshot_key(size, u32::MAX))?;
-        let Some((key, _)) = found else {
-            return Ok((
+        self.snapshot_or_empty(self.snapshot_size_at_or_before(size)?)
+    }
+
+    /// The prefix snapshot after the first `at` records, or without one the empty state after
+    /// the genesis record.
+    fn snapshot_or_empty(&self, at: Option<u64>) -> Result<(u64, State, Links), Error> {
+        match at {
+            Some(at) => self.load_snapshot(at),
+            None => Ok((
                 1,
                 State::with_params(self.params.clone()),
                 self.genesis_links(),
-            ));
-        };
-        let at = index::number_after(SNAPSHOT_PREFIX, &key)
-            .ok_or_else(|| corrupt("a snapshot key is malformed".into()))?;
+            )),
+        }
+    }
+
+    /// The size of the latest prefix snapshot of at most `size` records, if there is one.
+    fn snapshot_size_at_or_before(&self, size: u64) -> Result<Option<u64>, Error> {
+        let found = self
+            .store
+            .derived_at_or_before(SNAPSHOT_PREFIX, &index::snapshot_key(size, u32::MAX))?;
+        found
+            .map(|(key, _)| {
+                index::number_after(SNAPSHOT_PREFIX, &key)
+                    .ok_or_else(|| corrupt("a snapshot key is malformed".into()))
+            })
+            .transpose()
+    }
+
+    /// The size of the earliest prefix snapshot of at least `size` records, if there is one.
+    fn snapshot_size_at_or_after(&self, size: u64) -> Result<Option<u64>, Error> {
+        let start = index::snapshot_key(size, 0);
+        match self.store.derived_from(SNAPSHOT_PREFIX, &start).next() {
+            Some(item) => {
+                let (key, _) = item?;
+                index::number_after(SNAPSHOT_PREFIX, &key)
+                    .map(Some)
+                    .ok_or_else(|| corrupt("a snapshot key is malformed".into()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Decodes the prefix snapshot taken after the first `at` records.
+    fn load_snapshot(&self, at: u64) -> Result<(u64, State, Links), Error> {
         let prefix = index::key(SNAPSHOT_PREFIX, at);
         let mut bytes = Vec::new();
         for item in self.store.derived_from(&prefix, &prefix) {
@@ -521,6 +555,40 @@ impl Reader {
             last: snapshot.links.into_iter().collect(),
         };
         Ok((at, state, links))
+    }
+
+    /// The fold of the first `size` records, from the nearest prefix snapshot on either side:
+    /// records after an earlier snapshot are folded in; records before a later one are taken out
+    /// again, latest first (every record folds out exactly, ARCHITECTURE.md, "The state is
+    /// commutative"). Either way at most half the snapshot spacing is read.
+    fn state_of_prefix(&self, size: u64) -> Result<State, Error> {
+        let before = self.snapshot_size_at_or_before(size)?;
+        let after = self
+            .snapshot_size_at_or_after(size)?
+            .filter(|after| after - size < size.saturating_sub(before.unwrap_or(1)));
+        let fold_error =
+            |seq: u64, error: FoldError| corrupt(format!("record {seq} does not fold: {error}"));
+        let Some(after) = after else {
+            let (at, mut state, _) = self.snapshot_or_empty(before)?;
+            self.for_each(at, size, |_, record| {
+                state
+                    .apply(record)
+                    .map_err(|error| fold_error(record.seq, error))
+            })?;
+            return Ok(state);
+        };
+        let (_, mut state, _) = self.load_snapshot(after)?;
+        let mut records = Vec::with_capacity((after - size) as usize);
+        self.for_each(size, after, |_, record| {
+            records.push(record.clone());
+            Ok(())
+        })?;
+        for record in records.iter().rev() {
+            state
+                .unapply(record)
+                .map_err(|error| fold_error(record.seq, error))?;
+        }
+        Ok(state)
     }
 
     fn genesis_links(&self) -> Links {
@@ -556,13 +624,12 @@ impl Reader {
     pub fn state_at(&self, date: Date, size: u64) -> Result<State, Error> {
         let size = size.min(self.head.size);
         let first_later = self.first_after(date)?.min(size);
-        let (at, mut state, _) = self.snapshot_at_or_before(first_later)?;
+        let mut state = self.state_of_prefix(first_later)?;
         let fold = |state: &mut State, record: &Record| {
             state
                 .apply(record)
                 .map_err(|error| corrupt(format!("record {} does not fold: {error}", record.seq)))
         };
-        self.for_each(at, first_later, |_, record| fold(&mut state, record))?;
         for item in self
             .store
             .derived_from(LATE_PREFIX, &index::key(LATE_PREFIX, first_later))
@@ -573,17 +640,14 @@ impl Reader {
             if seq >= size {
                 break;
             }
-            let ordinal = u32::from_be_bytes(
-                value
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| corrupt("a late-record entry is malformed".into()))?,
-            );
-            let timeline = Date::from_ordinal(ordinal)
-                .ok_or_else(|| corrupt("a late-record entry has no valid date".into()))?;
-            // Late records lie scattered over many bundles: decode only each one's own entry.
+            let (timeline, bytes) = index::parse_late_value(&value).ok_or_else(|| {
+                corrupt(format!(
+                    "the late-record entry of record {seq} is malformed"
+                ))
+            })?;
+            // Late records lie scattered over many bundles: the index holds their bytes.
             if timeline <= date {
-                fold(&mut state, &self.record_alone(seq)?)?;
+                fold(&mut state, &decode_stored(seq, bytes)?)?;
             }
         }
         Ok(state)
@@ -673,15 +737,20 @@ pub(crate) fn decode_bundle(index: u64, bytes: &[u8]) -> Result<Vec<(Vec<u8>, Re
     let mut records = Vec::with_capacity(entries.len());
     for (offset, entry) in entries.into_iter().enumerate() {
         let seq = index * BUNDLE_RECORDS + offset as u64;
-        let record = codec::decode_record(entry)
-            .map_err(|error| corrupt(format!("record {seq} {error}")))?;
-        if record.seq != seq {
-            return Err(corrupt(format!(
-                "the record at position {seq} says it is record {}",
-                record.seq
-            )));
-        }
-        records.push((entry.to_vec(), record));
+        records.push((entry.to_vec(), decode_stored(seq, entry)?));
     }
     Ok(records)
+}
+
+/// Decodes the bytes stored for record `seq`, checking canonical form and the sequence number.
+fn decode_stored(seq: u64, bytes: &[u8]) -> Result<Record, Error> {
+    let record =
+        codec::decode_record(bytes).map_err(|error| corrupt(format!("record {seq} {error}")))?;
+    if record.seq != seq {
+        return Err(corrupt(format!(
+            "the record at position {seq} says it is record {}",
+            record.seq
+        )));
+    }
+    Ok(record)
 }

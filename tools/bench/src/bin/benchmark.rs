@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     if let [mode, ledger] = argv.as_slice() {
         let ledger = Path::new(ledger);
         let answer = match mode.as_str() {
+            "--child-open" => Some(suite::child::open(ledger)),
             "--child-store-figures" => Some(suite::child::store_figures(ledger)),
             "--child-replay" => Some(suite::child::replay(ledger)),
             "--child-proofs" => Some(suite::child::proofs(ledger)),
