@@ -578,15 +578,16 @@ impl Reader {
             return Ok(state);
         };
         let (_, mut state, _) = self.load_snapshot(after)?;
-        let mut records = Vec::with_capacity((after - size) as usize);
-        self.for_each(size, after, |_, record| {
-            records.push(record.clone());
-            Ok(())
-        })?;
-        for record in records.iter().rev() {
-            state
-                .unapply(record)
-                .map_err(|error| fold_error(record.seq, error))?;
+        // Bundle by bundle from the last, each one's records latest first.
+        for index in (size / BUNDLE_RECORDS..=(after - 1) / BUNDLE_RECORDS).rev() {
+            let records = self.bundle(index)?;
+            for (_, record) in records.iter().rev() {
+                if (size..after).contains(&record.seq) {
+                    state
+                        .unapply(record)
+                        .map_err(|error| fold_error(record.seq, error))?;
+                }
+            }
         }
         Ok(state)
     }
