@@ -10,7 +10,7 @@
 //! fdatasync of sled's data file (sled 0.34's flush ends in `sync_file_range`, which does not
 //! make the file's metadata durable and does not survive a power loss; fdatasync makes its data
 //! and the metadata needed to read it back, such as its length, durable, but not its
-//! timestamps, which saves a write per commit), then an fsync of any blob file sled wrote
+//! timestamps, so it can spare the inode's write), then an fsync of any blob file sled wrote
 //! beside it. A failure anywhere in that sequence poisons the handle: the in-memory
 //! view may no longer match the disk, so no further write is allowed.
 
