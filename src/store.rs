@@ -304,7 +304,7 @@ impl Store {
     /// reads (its open rewrites the tail of the active segment and zeroes free segments), then
     /// frees its page table: 40 ms on a 1,000,000-record ledger and up to 150 ms on a
     /// 10,000,000-record one, more than most queries take. Durability does not depend on it:
-    /// every commit fsyncs before it returns, and sled recovers from a process that ends at
+    /// every commit is synced to disk before it returns, and sled recovers from a process that ends at
     /// any moment (the crash tests kill processes mid-write). The operating system releases
     /// the file lock when the process exits, so a process must never reopen a store it has
     /// left open.

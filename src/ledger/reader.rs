@@ -560,20 +560,18 @@ impl Reader {
     /// The fold of the first `size` records, from the nearest prefix snapshot on either side:
     /// records after an earlier snapshot are folded in; records before a later one are taken out
     /// again, latest first (every record folds out exactly, ARCHITECTURE.md, "The state is
-    /// commutative"). Either way at most half the snapshot spacing is read.
+    /// commutative"). With snapshots on both sides, at most half their spacing is read.
     fn state_of_prefix(&self, size: u64) -> Result<State, Error> {
         let before = self.snapshot_size_at_or_before(size)?;
         let after = self
             .snapshot_size_at_or_after(size)?
             .filter(|after| after - size < size.saturating_sub(before.unwrap_or(1)));
-        let fold_error =
-            |seq: u64, error: FoldError| corrupt(format!("record {seq} does not fold: {error}"));
         let Some(after) = after else {
             let (at, mut state, _) = self.snapshot_or_empty(before)?;
             self.for_each(at, size, |_, record| {
                 state
                     .apply(record)
-                    .map_err(|error| fold_error(record.seq, error))
+                    .map_err(|error| fold_failure(record, error))
             })?;
             return Ok(state);
         };
@@ -585,7 +583,7 @@ impl Reader {
                 if (size..after).contains(&record.seq) {
                     state
                         .unapply(record)
-                        .map_err(|error| fold_error(record.seq, error))?;
+                        .map_err(|error| fold_failure(record, error))?;
                 }
             }
         }
@@ -603,7 +601,7 @@ impl Reader {
         self.for_each(1, size, |_, record| {
             state
                 .apply(record)
-                .map_err(|error| corrupt(format!("record {} does not fold: {error}", record.seq)))
+                .map_err(|error| fold_failure(record, error))
         })?;
         Ok(state)
     }
@@ -612,9 +610,9 @@ impl Reader {
     pub fn prefix_state(&self, size: u64) -> Result<(State, Links), Error> {
         let (at, mut state, mut links) = self.snapshot_at_or_before(size)?;
         self.for_each(at, size, |_, record| {
-            state.apply(record).map_err(|error| {
-                corrupt(format!("record {} does not fold: {error}", record.seq))
-            })?;
+            state
+                .apply(record)
+                .map_err(|error| fold_failure(record, error))?;
             links.link(record);
             Ok(())
         })?;
@@ -626,11 +624,6 @@ impl Reader {
         let size = size.min(self.head.size);
         let first_later = self.first_after(date)?.min(size);
         let mut state = self.state_of_prefix(first_later)?;
-        let fold = |state: &mut State, record: &Record| {
-            state
-                .apply(record)
-                .map_err(|error| corrupt(format!("record {} does not fold: {error}", record.seq)))
-        };
         for item in self
             .store
             .derived_from(LATE_PREFIX, &index::key(LATE_PREFIX, first_later))
@@ -648,7 +641,10 @@ impl Reader {
             })?;
             // Late records lie scattered over many bundles: the index holds their bytes.
             if timeline <= date {
-                fold(&mut state, &decode_stored(seq, bytes)?)?;
+                let record = decode_stored(seq, bytes)?;
+                state
+                    .apply(&record)
+                    .map_err(|error| fold_failure(&record, error))?;
             }
         }
         Ok(state)
@@ -741,6 +737,11 @@ pub(crate) fn decode_bundle(index: u64, bytes: &[u8]) -> Result<Vec<(Vec<u8>, Re
         records.push((entry.to_vec(), decode_stored(seq, entry)?));
     }
     Ok(records)
+}
+
+/// A stored record that does not fold into the state: the store is corrupt.
+fn fold_failure(record: &Record, error: FoldError) -> Error {
+    corrupt(format!("record {} does not fold: {error}", record.seq))
 }
 
 /// Decodes the bytes stored for record `seq`, checking canonical form and the sequence number.
