@@ -276,8 +276,11 @@ fn check_derived(store: &Store, replay: &Replay) -> Result<(), Error> {
         let seq = index::number_after(LATE_PREFIX, &key).unwrap_or(u64::MAX);
         let stored = index::parse_late_value(&value);
         match expected.next() {
-            Some((want_seq, want_date, want_bytes))
-                if *want_seq == seq && Some((*want_date, want_bytes.as_slice())) == stored => {}
+            Some((want_seq, want_date, want_chain))
+                if *want_seq == seq
+                    && stored.is_some_and(|(date, bytes)| {
+                        date == *want_date && codec::chain_hash(bytes) == *want_chain
+                    }) => {}
             _ => {
                 return Err(store_failure(format!(
                     "the late-record index entry for record {seq} differs from the records"

@@ -253,6 +253,14 @@ impl Store {
     }
 
     fn open_sled(path: &Path) -> Result<Store, StoreError> {
+        assert!(
+            !LEFT_OPEN
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .contains(&same_file(path)),
+            "{}: this process left the store open for its exit and must not open it again",
+            path.display()
+        );
         // No background flusher: every commit flushes and fsyncs itself (FORMAT.md section 6),
         // and without the flusher thread an open and a close cost less.
         let config = sled::Config::new()
@@ -307,7 +315,7 @@ impl Store {
     /// every commit is synced to disk before it returns, and sled recovers from a process that ends at
     /// any moment (the crash tests kill processes mid-write). The operating system releases
     /// the file lock when the process exits, so a process must never reopen a store it has
-    /// left open.
+    /// left open (opening asserts that it does not).
     pub fn leave_open_at_exit(&self) {
         self.leave_open.store(true, Ordering::Relaxed);
     }
@@ -549,8 +557,22 @@ impl Drop for Store {
         if self.leave_open.load(Ordering::Relaxed) {
             // A reference to sled's shared state that is never released: its close never runs.
             std::mem::forget(self.db.clone());
+            LEFT_OPEN
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(same_file(&self.path));
         }
     }
+}
+
+/// The stores this process left open for its exit ([`Store::leave_open_at_exit`]). sled's
+/// lock on each is still held, so opening one again would wait for a lock that is never
+/// released; `open_sled` asserts that no command does.
+static LEFT_OPEN: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// One spelling per directory, so that two paths to the same store compare equal.
+fn same_file(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn tile_key(level: u8, index: u64) -> [u8; 9] {
@@ -558,4 +580,21 @@ fn tile_key(level: u8, index: u64) -> [u8; 9] {
     key[0] = level;
     key[1..].copy_from_slice(&index.to_be_bytes());
     key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "must not open it again")]
+    fn a_store_left_open_for_the_exit_is_never_opened_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let store = Store::create(&path).unwrap();
+        store.leave_open_at_exit();
+        drop(store);
+        // Another spelling of the same directory.
+        let _ = Store::open_sled(&dir.path().join(".").join("store"));
+    }
 }
