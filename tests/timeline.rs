@@ -564,3 +564,68 @@ proptest! {
         prop_assert!(accepted <= steps.len());
     }
 }
+
+/// Long reads (replays, verification of snapshots, as-of folds) decode on a helper thread a
+/// few bundles ahead and hand visited bundles back to it: every record arrives once and in
+/// order, a range may start and end inside a bundle, and a visitor's error stops the read and
+/// is returned, without waiting on the helper.
+#[test]
+fn a_long_read_visits_each_record_once_in_order_and_stops_at_the_visitors_error() {
+    let temp_ledger = TestLedger::new_uninitialized();
+    let now = Instant::parse(common::NOW).unwrap();
+    let (mut ledger, _) =
+        Ledger::create_with(&temp_ledger.dir, Some("test.example/read"), now, 1_000).unwrap();
+    let entity = r#"{"type":"entity","id":"E-a","effective":"2025-01-13","entity":"a","name":"A","hq":"FR"}"#;
+    ledger
+        .submit(&parse_event(entity).unwrap(), now)
+        .unwrap()
+        .unwrap();
+    // Eight bundles and a part: well past the read-ahead threshold.
+    for index in 0..2_100 {
+        let line = format!(
+            r#"{{"type":"inventory","id":"I-{index}","effective":"2025-02-01","entity":"a","chip":"A100","quantity":1,"country":"FR"}}"#
+        );
+        ledger
+            .submit(&parse_event(&line).unwrap(), now)
+            .unwrap()
+            .unwrap();
+    }
+    ledger.commit().unwrap();
+    drop(ledger);
+    let reader = Reader::open(&temp_ledger.dir).unwrap();
+    let size = reader.size();
+    assert_eq!(size, 2_102);
+    for (from, to) in [(0, size), (3, size - 5), (300, 1_900), (0, size + 10)] {
+        let mut seen = Vec::new();
+        reader
+            .for_each(from, to, |_, record| {
+                seen.push(record.seq);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(
+            seen,
+            (from..to.min(size)).collect::<Vec<_>>(),
+            "{from}..{to}"
+        );
+    }
+    for stop_at in [5, 700, 2_050] {
+        let mut visited = 0u64;
+        let error = reader
+            .for_each(0, size, |_, record| {
+                visited += 1;
+                if record.seq == stop_at {
+                    return Err(chipledger::error::Error::Verification(format!(
+                        "stop {stop_at}"
+                    )));
+                }
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(
+            error.to_string().ends_with(&format!("stop {stop_at}")),
+            "{error}"
+        );
+        assert_eq!(visited, stop_at + 1);
+    }
+}

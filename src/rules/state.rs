@@ -12,6 +12,7 @@
 //!   effects with the opposite sign.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use crate::codec::{Basis, Body, ChipsOutcome, Event, Outcome, Record, Ruleset, Scope, Tier};
@@ -785,17 +786,28 @@ fn add_holding(
     quantity: u64,
     sign: Sign,
 ) -> Result<(), FoldError> {
-    let key = (country, chip.clone());
-    let held = counters.holdings.get(&key).copied().unwrap_or(0);
+    // One lookup for the read and the write: this runs for every chip movement of a replay.
+    let entry = counters.holdings.entry((country, chip.clone()));
+    let held = match &entry {
+        Entry::Occupied(occupied) => *occupied.get(),
+        Entry::Vacant(_) => 0,
+    };
     let after = adjust(lenient, held, quantity, sign, "holdings").map_err(|_| {
         FoldError(format!(
             "{entity} would hold fewer than zero {chip} in {country} ({held} held, {quantity} leave)"
         ))
     })?;
-    if after == 0 {
-        counters.holdings.remove(&key);
-    } else {
-        counters.holdings.insert(key, after);
+    match entry {
+        Entry::Occupied(occupied) if after == 0 => {
+            occupied.remove();
+        }
+        Entry::Occupied(mut occupied) => {
+            occupied.insert(after);
+        }
+        Entry::Vacant(vacant) if after != 0 => {
+            vacant.insert(after);
+        }
+        Entry::Vacant(_) => {}
     }
     Ok(())
 }
