@@ -565,12 +565,8 @@ proptest! {
     }
 }
 
-/// Long reads (replays, verification of snapshots, as-of folds) decode on a helper thread a
-/// few bundles ahead and hand visited bundles back to it: every record arrives once and in
-/// order, a range may start and end inside a bundle, and a visitor's error stops the read and
-/// is returned, without waiting on the helper.
-#[test]
-fn a_long_read_visits_each_record_once_in_order_and_stops_at_the_visitors_error() {
+/// A ledger of one entity and `count` inventory records, committed as one batch.
+fn inventory_ledger(count: usize) -> TestLedger {
     let temp_ledger = TestLedger::new_uninitialized();
     let now = Instant::parse(common::NOW).unwrap();
     let (mut ledger, _) =
@@ -580,8 +576,7 @@ fn a_long_read_visits_each_record_once_in_order_and_stops_at_the_visitors_error(
         .submit(&parse_event(entity).unwrap(), now)
         .unwrap()
         .unwrap();
-    // Eight bundles and a part: well past the read-ahead threshold.
-    for index in 0..2_100 {
+    for index in 0..count {
         let line = format!(
             r#"{{"type":"inventory","id":"I-{index}","effective":"2025-02-01","entity":"a","chip":"A100","quantity":1,"country":"FR"}}"#
         );
@@ -591,7 +586,17 @@ fn a_long_read_visits_each_record_once_in_order_and_stops_at_the_visitors_error(
             .unwrap();
     }
     ledger.commit().unwrap();
-    drop(ledger);
+    temp_ledger
+}
+
+/// Long reads (replays, verification of snapshots, as-of folds) decode on a helper thread a
+/// few bundles ahead and hand visited bundles back to it: every record arrives once and in
+/// order, a range may start and end inside a bundle, and a visitor's error stops the read and
+/// is returned, without waiting on the helper.
+#[test]
+fn a_long_read_visits_each_record_once_in_order_and_stops_at_the_visitors_error() {
+    // Eight bundles and a part: well past the read-ahead threshold.
+    let temp_ledger = inventory_ledger(2_100);
     let reader = Reader::open(&temp_ledger.dir).unwrap();
     let size = reader.size();
     assert_eq!(size, 2_102);
@@ -628,4 +633,28 @@ fn a_long_read_visits_each_record_once_in_order_and_stops_at_the_visitors_error(
         );
         assert_eq!(visited, stop_at + 1);
     }
+}
+
+/// The window of recent records keeps exactly the last `capacity` records as they arrive.
+#[test]
+fn the_window_of_recent_records_keeps_the_last_ones() {
+    use chipledger::ledger::window::Window;
+    let temp_ledger = inventory_ledger(300);
+    let reader = Reader::open(&temp_ledger.dir).unwrap();
+    let mut window = Window::with_capacity(0, 64);
+    reader
+        .for_each(0, 200, |_, record| {
+            window.push(
+                std::sync::Arc::new(record.clone()),
+                record.subjects().into(),
+            );
+            assert_eq!(window.end(), record.seq + 1);
+            assert_eq!(window.first(), (record.seq + 1).saturating_sub(64));
+            Ok(())
+        })
+        .unwrap();
+    assert!(window.get(135).is_none());
+    assert_eq!(window.get(136).unwrap().seq, 136);
+    assert_eq!(window.get(199).unwrap().seq, 199);
+    assert!(window.get(200).is_none());
 }

@@ -390,7 +390,8 @@ impl Reader {
             let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES as usize);
             // Visited bundles go back to the helper to be freed where they were allocated: freed
             // here, each of their allocations would take the lock of the helper's heap while the
-            // helper allocates from it (a fifth of a replay's time went to that contention).
+            // helper allocates from it. A replay of 1,000,000 records took about half as long
+            // once they went back (tools/bench/PROFILE.md, goal 2).
             let (spent_sender, spent) = std::sync::mpsc::sync_channel::<Vec<(Vec<u8>, Record)>>(
                 READ_AHEAD_BUNDLES as usize,
             );
@@ -428,8 +429,8 @@ impl Reader {
                 for (bytes, record) in records.get(start..end).unwrap_or_default() {
                     visit(bytes, record)?;
                 }
-                // With the helper gone (it stops after the last bundle only once this side is
-                // done), or its queue full, the bundle is simply freed here.
+                // The helper takes bundles back until this side's handle is dropped; when its
+                // queue is full (or it has panicked), the bundle is freed here instead.
                 let _ = spent_sender.try_send(records);
                 if end <= start {
                     break;

@@ -87,14 +87,16 @@ impl Window {
                 }
             }
         }
+        // The oldest leaves before the newest enters, so the queue never outgrows the capacity
+        // (a queue one past a power of two would double its buffer: 3 MiB at the capacity).
+        if self.records.len() == self.capacity {
+            self.records.pop_front();
+            self.first += 1;
+        }
         self.records.push_back(Entry {
             later: Later { record, subjects },
             allocation_previous,
         });
-        if self.records.len() > self.capacity {
-            self.records.pop_front();
-            self.first += 1;
-        }
     }
 
     /// Removes the records from `next` on (a rolled-back batch). When the window has already
