@@ -500,13 +500,12 @@ impl Reader {
         let Some((key, last_chunk)) = found else {
             return Ok((1, 0));
         };
-        let malformed = || corrupt("a snapshot key is malformed".into());
-        let at = index::number_after(SNAPSHOT_PREFIX, &key).ok_or_else(malformed)?;
+        let at = snapshot_size(&key)?;
         let chunk = key
             .get(SNAPSHOT_PREFIX.len() + 8..)
             .and_then(|bytes| bytes.try_into().ok())
             .map(u32::from_be_bytes)
-            .ok_or_else(malformed)?;
+            .ok_or_else(malformed_snapshot_key)?;
         let bytes = u64::from(chunk) * index::SNAPSHOT_CHUNK_BYTES as u64 + last_chunk.len() as u64;
         Ok((at, bytes))
     }
@@ -534,24 +533,14 @@ impl Reader {
         let found = self
             .store
             .derived_at_or_before(SNAPSHOT_PREFIX, &index::snapshot_key(size, u32::MAX))?;
-        found
-            .map(|(key, _)| {
-                index::number_after(SNAPSHOT_PREFIX, &key)
-                    .ok_or_else(|| corrupt("a snapshot key is malformed".into()))
-            })
-            .transpose()
+        found.map(|(key, _)| snapshot_size(&key)).transpose()
     }
 
     /// The size of the earliest prefix snapshot of at least `size` records, if there is one.
     fn snapshot_size_at_or_after(&self, size: u64) -> Result<Option<u64>, Error> {
         let start = index::snapshot_key(size, 0);
         match self.store.derived_from(SNAPSHOT_PREFIX, &start).next() {
-            Some(item) => {
-                let (key, _) = item?;
-                index::number_after(SNAPSHOT_PREFIX, &key)
-                    .map(Some)
-                    .ok_or_else(|| corrupt("a snapshot key is malformed".into()))
-            }
+            Some(item) => snapshot_size(&item?.0).map(Some),
             None => Ok(None),
         }
     }
@@ -753,6 +742,15 @@ pub(crate) fn decode_bundle(index: u64, bytes: &[u8]) -> Result<Vec<(Vec<u8>, Re
         records.push((entry.to_vec(), decode_stored(seq, entry)?));
     }
     Ok(records)
+}
+
+/// The record count a prefix snapshot's key names.
+fn snapshot_size(key: &[u8]) -> Result<u64, Error> {
+    index::number_after(SNAPSHOT_PREFIX, key).ok_or_else(malformed_snapshot_key)
+}
+
+fn malformed_snapshot_key() -> Error {
+    corrupt("a snapshot key is malformed".into())
 }
 
 /// A stored record that does not fold into the state: the store is corrupt.
