@@ -144,7 +144,7 @@ impl Replay {
 
     fn record(&self, seq: u64, source: &dyn RecordSource) -> Result<Arc<Record>, Failure> {
         if let Some(record) = self.window.get(seq) {
-            return Ok(record.clone());
+            return Ok(record);
         }
         source
             .record(seq)
@@ -284,9 +284,8 @@ impl Replay {
         self.last_chain = chain;
         self.last_recorded_at = Some(record.recorded_at);
         self.size += 1;
-        let record = Arc::new(record);
-        self.window.push(record.clone(), subjects.into());
-        Ok(record)
+        self.window.push(&record, &subjects, bytes);
+        Ok(Arc::new(record))
     }
 
     fn replay(

@@ -388,6 +388,7 @@ proptest! {
         let now = Instant::parse("2028-01-01T00:00:00Z").unwrap();
         // Snapshots every 3 records, so that every query crosses snapshots, tails and late records.
         let (mut ledger, _) = Ledger::create_with(&dir, Some("test.example/property"), now, 3).unwrap();
+        ledger.limit_window(16);
         for line in WORLD.lines() {
             let admitted = ledger.submit(&parse_event(line).unwrap(), now).unwrap();
             prop_assert!(matches!(admitted, Ok(Admitted::Recorded(_))));
@@ -520,6 +521,8 @@ proptest! {
         let now = Instant::parse("2028-01-01T00:00:00Z").unwrap();
         let today = Date::of_instant(now);
         let (mut ledger, _) = Ledger::create_with(&dir, Some("test.example/reference"), now, 5).unwrap();
+        // A window of a few records: walks leave it and go on through the store.
+        ledger.limit_window(4);
         for line in WORLD.lines() {
             ledger.submit(&parse_event(line).unwrap(), now).unwrap().unwrap();
         }
@@ -558,6 +561,10 @@ proptest! {
                 }
                 (Err(code), Err(refusal)) => prop_assert_eq!(*code, refusal.code),
                 _ => prop_assert!(false, "event {}: reference {:?}, ledger {:?}", index, expected, got.map(|_| ()).map_err(|refusal| refusal.code)),
+            }
+            // Some batches are abandoned: the window must forget their records' links.
+            if quantity % 4 == 0 {
+                ledger.rollback().unwrap();
             }
         }
         ledger.commit().unwrap();
@@ -635,26 +642,54 @@ fn a_long_read_visits_each_record_once_in_order_and_stops_at_the_visitors_error(
     }
 }
 
-/// The window of recent records keeps exactly the last `capacity` records as they arrive.
+/// The window keeps exactly the last `capacity` records as they arrive; a walk finds the
+/// records after a place in the timeline that concern an entity, and hands over where it left
+/// the window, to go on through the store.
 #[test]
 fn the_window_of_recent_records_keeps_the_last_ones() {
-    use chipledger::ledger::window::Window;
+    use chipledger::ledger::window::{Window, walk_beyond};
+    use chipledger::rules::Affected;
+    use std::sync::Arc;
     let temp_ledger = inventory_ledger(300);
     let reader = Reader::open(&temp_ledger.dir).unwrap();
     let mut window = Window::with_capacity(0, 64);
     reader
-        .for_each(0, 200, |_, record| {
-            window.push(
-                std::sync::Arc::new(record.clone()),
-                record.subjects().into(),
-            );
+        .for_each(0, 200, |bytes, record| {
+            window.push(record, &record.subjects(), bytes);
             assert_eq!(window.end(), record.seq + 1);
             assert_eq!(window.first(), (record.seq + 1).saturating_sub(64));
             Ok(())
         })
         .unwrap();
     assert!(window.get(135).is_none());
-    assert_eq!(window.get(136).unwrap().seq, 136);
-    assert_eq!(window.get(199).unwrap().seq, 199);
+    assert_eq!(*window.get(136).unwrap(), reader.record(136).unwrap());
+    assert_eq!(*window.get(199).unwrap(), reader.record(199).unwrap());
     assert!(window.get(200).is_none());
+
+    // Every record from 1 on names entity "a", all on one day: after record 120 come 121 to 199.
+    let entity = chipledger::name::Id::parse("a").unwrap();
+    let mut reads = Affected::default();
+    reads.entities.insert(entity.clone());
+    let key = TimelineKey::of(&reader.record(120).unwrap());
+    let read = |seq| reader.record_alone(seq).map(Arc::new);
+    let (mut found, beyond) = window.later(&reads, key, 100, |_| Some(199));
+    let seqs = |found: &[chipledger::rules::Later]| -> Vec<u64> {
+        found.iter().map(|later| later.record.seq).collect()
+    };
+    assert_eq!(seqs(&found), (136..200).collect::<Vec<_>>());
+    assert_eq!(
+        beyond,
+        vec![(chipledger::codec::Subject::Entity(entity), 135)]
+    );
+    walk_beyond(&mut found, beyond, &reads, key, 100, read).unwrap();
+    assert_eq!(seqs(&found), (121..200).collect::<Vec<_>>());
+
+    // A rolled-back tail leaves the window as it was before those records came.
+    window.pop_to(150);
+    assert_eq!((window.first(), window.end()), (136, 150));
+    assert!(window.get(150).is_none());
+    assert_eq!(*window.get(149).unwrap(), reader.record(149).unwrap());
+    let (found, beyond) = window.later(&reads, key, 100, |_| Some(149));
+    assert_eq!(seqs(&found), (136..150).collect::<Vec<_>>());
+    assert_eq!(beyond.len(), 1);
 }

@@ -409,9 +409,10 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
                     format!("{} (the file changed during the import)", bad.message),
                 )
             })?;
-            for event in &block.events {
+            let feed::ParsedBlock { text, events } = block;
+            for event in events {
                 tally.last_line = event.number;
-                match ledger.submit(&event.submission, context.now)? {
+                match ledger.submit_owned(event.submission, context.now)? {
                     Ok(Admitted::Recorded(_)) => tally.recorded += 1,
                     Ok(Admitted::AlreadyRecorded(_)) => tally.skipped += 1,
                     Err(refusal) => {
@@ -422,7 +423,7 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
                             break 'blocks;
                         }
                         if let Some(out) = rejects_file.as_mut() {
-                            writeln!(out, "{}", &block.text[event.span.clone()])
+                            writeln!(out, "{}", &text[event.span.clone()])
                                 .map_err(Error::Output)?;
                         }
                         if tally.shown < 10 && !context.quiet && context.format == Format::Table {

@@ -82,7 +82,7 @@ pub struct Ledger {
     /// The encoded entries of the last, partial bundle.
     last_bundle: Vec<u8>,
     pending: Option<Pending>,
-    /// The most recent records, staged ones included.
+    /// The back-links of the most recent records, staged ones included.
     window: window::Window,
     /// The size and byte length of the latest prefix snapshot, staged ones included.
     last_snapshot: (u64, u64),
@@ -299,6 +299,14 @@ impl Ledger {
         &self.reader
     }
 
+    /// Keeps the links of only the last `capacity` records from now on, so that tests reach
+    /// the walks that leave the window without writing 65,536 records first. The window is a
+    /// cache: what it does not hold is read from the store, so answers do not change.
+    #[doc(hidden)]
+    pub fn limit_window(&mut self, capacity: usize) {
+        self.window = window::Window::with_capacity(self.working.size, capacity);
+    }
+
     /// The fold of every record, staged ones included.
     pub fn state(&self) -> &State {
         &self.state
@@ -318,7 +326,7 @@ impl Ledger {
     /// A record by sequence number, staged or committed.
     fn read(&self, seq: u64) -> Result<Arc<Record>, Error> {
         if let Some(record) = self.window.get(seq) {
-            return Ok(record.clone());
+            return Ok(record);
         }
         let mut committed = self.reader.size();
         if let Some(in_flight) = &self.in_flight {
@@ -334,7 +342,9 @@ impl Ledger {
             let pending = self.pending.as_ref().expect("staged records exist");
             return Ok(pending.records[(seq - committed) as usize].clone());
         }
-        self.reader.record(seq).map(Arc::new)
+        // One entry, not its whole bundle: the records read here (void targets, the records a
+        // late one may break) are scattered over many bundles.
+        self.reader.record_alone(seq).map(Arc::new)
     }
 
     /// The record with this event id, if any.
@@ -373,13 +383,7 @@ impl Ledger {
         let latest = |subject: &codec::Subject| self.links.last.get(subject).copied();
         let (mut later, beyond) = self.window.later(reads, key, from, latest);
         // Past the window, each subject's walk goes on through the store, one record at a time.
-        window::walk_beyond(&mut later, beyond, reads, key, from, |seq| {
-            match self.window.get(seq) {
-                Some(record) => Ok(record.clone()),
-                None if seq < self.reader.size() => self.reader.record_alone(seq).map(Arc::new),
-                None => self.read(seq),
-            }
-        })?;
+        window::walk_beyond(&mut later, beyond, reads, key, from, |seq| self.read(seq))?;
         if reads.all && from < self.window.first() {
             let mut consider = |record: Arc<Record>| {
                 let subjects: Arc<[codec::Subject]> = record.subjects().into();
@@ -429,12 +433,22 @@ impl Ledger {
         submission: &Submission,
         now: Instant,
     ) -> Result<Result<Admitted, Refusal>, Error> {
+        self.submit_owned(submission.clone(), now)
+    }
+
+    /// [`Ledger::submit`], taking the submission: its event moves into the record instead of
+    /// being copied (an import's events are used once).
+    pub fn submit_owned(
+        &mut self,
+        submission: Submission,
+        now: Instant,
+    ) -> Result<Result<Admitted, Refusal>, Error> {
         self.begin();
-        let event = &submission.event;
+        let Submission { effective, event } = submission;
         let id_hash = index::id_hash(&event.id);
         if let Some(existing) = self.find_hashed(&event.id, id_hash)? {
             if content_bytes(existing.effective, &existing.event)
-                == content_bytes(submission.effective, event)
+                == content_bytes(effective, &event)
             {
                 return Ok(Ok(Admitted::AlreadyRecorded(existing.seq)));
             }
@@ -461,21 +475,17 @@ impl Ledger {
         let mut record = Record {
             seq,
             recorded_at,
-            effective: submission.effective,
+            effective,
             prev_chain: self.working.last_chain,
             links: Vec::new(),
-            event: event.clone(),
+            event,
             outcome: Outcome::None,
         };
-        let key = TimelineKey::of_new(
-            submission.effective,
-            seq,
-            target.as_ref().map(|t| t.as_ref()),
-        );
-        let reads = rules::reads(event, target.as_deref(), &self.state.facts);
+        let key = TimelineKey::of_new(effective, seq, target.as_ref().map(|t| t.as_ref()));
+        let reads = rules::reads(&record.event, target.as_deref(), &self.state.facts);
         // Nothing sits after a record dated after everything recorded (or on the last day, for
         // one that changes no facts): the common case needs no rechecks.
-        let start = key.recheck_from(event);
+        let start = key.recheck_from(&record.event);
         let max_date = self.working.max_date;
         let later = if target.is_none()
             && (key.date > max_date || (key.date == max_date && start == key))
@@ -677,9 +687,8 @@ impl Ledger {
             self.last_snapshot = (self.working.size, bytes.len() as u64);
             pending.snapshots.push((self.working.size, bytes));
         }
-        let subjects: Arc<[codec::Subject]> = subjects.into();
+        self.window.push(&record, &subjects, &bytes);
         let record = Arc::new(record);
-        self.window.push(record.clone(), subjects);
         pending.records.push(record.clone());
         pending.bytes.push(bytes);
         Ok(record)

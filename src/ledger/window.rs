@@ -1,39 +1,86 @@
-//! The most recent records of a log, decoded, for late records and voids.
+//! The most recent records of a log, as bytes and back-links, for late records and voids.
 //!
 //! A late record or a void needs the records that sit after it in the timeline and concern its
-//! subjects. Nearly always they are recent, so the writer and the verifier keep the last
-//! [`CAPACITY`] records here. They need no index of their own: every record carries, per
-//! subject, the sequence number of the subject's previous record (its back-links, FORMAT.md),
-//! so a subject's recent records are a walk back from its latest one. A country's counters are
-//! read only for its allocation, so its walk follows a chain of its own through the records
-//! that touch an allocation, which the window keeps. Only a record reaching further back than
-//! the window reads the store.
+//! subjects. Nearly always they are recent, so the writer and the verifier keep, for the last
+//! [`CAPACITY`] records, what finding them takes: each record's place in the timeline and the
+//! links a walk follows. Every record carries, per subject, the sequence number of the
+//! subject's previous record (its back-links, FORMAT.md), so an entity's recent records are a
+//! walk back from its latest one. A country's counters are read only for its allocation, so
+//! its walk follows a chain of its own through the records that touch an allocation, which the
+//! window keeps. Only a walk reaching further back than the window reads the store.
+//!
+//! The records themselves are kept as their canonical bytes and decoded when a walk finds them
+//! (on a 1,000,000-event import, about 20,000 in all). Decoded records cost about 400 bytes and
+//! a dozen allocations each (some 25 MiB at the capacity), and freeing each one as it left the
+//! window was a tenth of an import's time on the writer's thread; here a record is its bytes
+//! and a few dozen more in flat queues, and leaving frees nothing. Reading the found records
+//! back from the store instead was slower still: a read waits for the commit running on the
+//! helper thread (sled serializes its transactions with reads).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 
-use crate::codec::{Record, Subject};
+use crate::codec::{self, Record, Subject};
 use crate::country::Country;
+use crate::name::Id;
 use crate::rules::{Affected, Later, TimelineKey, touches_allocation};
 
-/// Records kept: about two months of a busy ledger's history, some 30 MiB.
+/// Records kept: about two months of a busy ledger's history, some 20 MiB.
 pub const CAPACITY: usize = 1 << 16;
+
+/// A link to no earlier record.
+const NONE: u64 = u64::MAX;
 
 pub struct Window {
     capacity: usize,
-    /// The sequence number of `records[0]`.
+    /// The sequence number of `entries[0]`.
     first: u64,
-    /// Each record with its subjects, sorted as its back-links are.
-    records: VecDeque<Entry>,
+    /// Each record's place in the timeline, and where its links end in `links`.
+    entries: VecDeque<Entry>,
+    /// The links of every entry, oldest first; `links[0]` has the number `links_first` in the
+    /// stream of all links ever pushed.
+    links: VecDeque<Link>,
+    links_first: u64,
+    /// The canonical bytes of every entry, oldest first; `bytes[0]` has the number
+    /// `bytes_first` in the stream of all bytes ever pushed.
+    bytes: VecDeque<u8>,
+    bytes_first: u64,
     /// Each country's latest record that touches an allocation.
     allocation_last: HashMap<Country, u64>,
+    /// A small number per entity ever seen, so that a link names one in four bytes.
+    entity_numbers: HashMap<Id, u32, foldhash::fast::RandomState>,
 }
 
+#[derive(Clone, Copy)]
 struct Entry {
-    later: Later,
-    /// For a record that touches an allocation: per country subject, that country's previous
-    /// such record (the chain country walks follow).
-    allocation_previous: Vec<(Country, Option<u64>)>,
+    key: TimelineKey,
+    /// One past the number of this record's last link in the stream of links.
+    links_end: u64,
+    /// One past the number of this record's last byte in the stream of bytes.
+    bytes_end: u64,
+}
+
+/// One step back from a record, on the chain a walk follows.
+#[derive(Clone, Copy)]
+struct Link {
+    chain: Chain,
+    /// The previous record on this chain, or [`NONE`].
+    previous: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Chain {
+    /// An entity's back-links (the entity by its number in `entity_numbers`).
+    Entity(u32),
+    /// A country's records that touch its allocation.
+    Allocation(Country),
+}
+
+impl Link {
+    fn previous(self) -> Option<u64> {
+        (self.previous != NONE).then_some(self.previous)
+    }
 }
 
 impl Window {
@@ -46,8 +93,13 @@ impl Window {
         Window {
             capacity: capacity.max(1),
             first,
-            records: VecDeque::new(),
+            entries: VecDeque::new(),
+            links: VecDeque::new(),
+            links_first: 0,
+            bytes: VecDeque::new(),
+            bytes_first: 0,
             allocation_last: HashMap::new(),
+            entity_numbers: HashMap::default(),
         }
     }
 
@@ -58,63 +110,125 @@ impl Window {
 
     /// One past the last sequence number.
     pub fn end(&self) -> u64 {
-        self.first + self.records.len() as u64
+        self.first + self.entries.len() as u64
     }
 
-    fn entry(&self, seq: u64) -> Option<&Entry> {
-        let offset = seq.checked_sub(self.first)?;
-        self.records.get(usize::try_from(offset).ok()?)
+    /// Record `seq`, if the window holds it.
+    pub fn get(&self, seq: u64) -> Option<Arc<Record>> {
+        self.index(seq).map(|index| Arc::new(self.decode(index).0))
     }
 
-    pub fn get(&self, seq: u64) -> Option<&Arc<Record>> {
-        self.entry(seq).map(|entry| &entry.later.record)
+    /// Where the entry at `index` lies in a queue whose first element has the number `first`
+    /// in its stream, `end` giving the number one past an entry's last element.
+    fn span(&self, index: usize, first: u64, end: fn(&Entry) -> u64) -> Range<usize> {
+        let start = index
+            .checked_sub(1)
+            .map_or(first, |previous| end(&self.entries[previous]));
+        let offset = |number: u64| usize::try_from(number - first).expect("in memory");
+        offset(start)..offset(end(&self.entries[index]))
     }
 
-    /// Adds the next record, forgetting the oldest when full.
-    pub fn push(&mut self, record: Arc<Record>, subjects: Arc<[Subject]>) {
+    /// The record at `index`, decoded from its bytes, with its subjects.
+    fn decode(&self, index: usize) -> (Record, Vec<Subject>) {
+        let span = self.span(index, self.bytes_first, |entry| entry.bytes_end);
+        let bytes: Vec<u8> = self.bytes.range(span).copied().collect();
+        // The bytes were encoded by the writer or decoded by the verifier before they came in.
+        let decoded = codec::decode_record_subjects(&bytes).expect("the window's bytes decode");
+        assert_eq!(decoded.0.seq, self.first + index as u64);
+        decoded
+    }
+
+    fn index(&self, seq: u64) -> Option<usize> {
+        let index = usize::try_from(seq.checked_sub(self.first)?).ok()?;
+        (index < self.entries.len()).then_some(index)
+    }
+
+    /// The links of the entry at `index`.
+    fn links_of(&self, index: usize) -> impl Iterator<Item = Link> + '_ {
+        let span = self.span(index, self.links_first, |entry| entry.links_end);
+        self.links.range(span).copied()
+    }
+
+    /// Adds the next record, whose sorted subjects are `subjects` and canonical bytes `bytes`,
+    /// forgetting the oldest when full.
+    pub fn push(&mut self, record: &Record, subjects: &[Subject], bytes: &[u8]) {
         assert_eq!(record.seq, self.end(), "records enter the window in order");
         assert_eq!(
             record.links.len(),
             subjects.len(),
             "a record has one back-link per subject"
         );
-        let mut allocation_previous = Vec::new();
-        if touches_allocation(&record) {
-            for subject in subjects.iter() {
-                if let Subject::Country(country) = subject {
-                    let previous = self.allocation_last.insert(*country, record.seq);
-                    allocation_previous.push((*country, previous));
-                }
+        // The oldest leaves before the newest enters, so neither queue grows past what the
+        // capacity needs (a queue one past a power of two would double its buffer).
+        if self.entries.len() == self.capacity {
+            let oldest = self.entries.pop_front().expect("the window is full");
+            while self.links_first < oldest.links_end {
+                self.links.pop_front();
+                self.links_first += 1;
             }
-        }
-        // The oldest leaves before the newest enters, so the queue never outgrows the capacity
-        // (a queue one past a power of two would double its buffer: 3 MiB at the capacity).
-        if self.records.len() == self.capacity {
-            self.records.pop_front();
+            let leaving = usize::try_from(oldest.bytes_end - self.bytes_first).expect("in memory");
+            self.bytes.drain(..leaving);
+            self.bytes_first = oldest.bytes_end;
             self.first += 1;
         }
-        self.records.push_back(Entry {
-            later: Later { record, subjects },
-            allocation_previous,
+        let allocation = touches_allocation(record);
+        for (subject, previous) in subjects.iter().zip(&record.links) {
+            let link = match subject {
+                Subject::Entity(entity) => {
+                    let next_number = self.entity_numbers.len() as u32;
+                    let number = match self.entity_numbers.get(entity) {
+                        Some(number) => *number,
+                        None => *self
+                            .entity_numbers
+                            .entry(entity.clone())
+                            .or_insert(next_number),
+                    };
+                    Link {
+                        chain: Chain::Entity(number),
+                        previous: previous.unwrap_or(NONE),
+                    }
+                }
+                Subject::Country(country) if allocation => Link {
+                    chain: Chain::Allocation(*country),
+                    previous: self
+                        .allocation_last
+                        .insert(*country, record.seq)
+                        .unwrap_or(NONE),
+                },
+                _ => continue,
+            };
+            self.links.push_back(link);
+        }
+        self.bytes.extend(bytes);
+        self.entries.push_back(Entry {
+            key: TimelineKey::of(record),
+            links_end: self.links_first + self.links.len() as u64,
+            bytes_end: self.bytes_first + self.bytes.len() as u64,
         });
     }
 
     /// Removes the records from `next` on (a rolled-back batch). When the window has already
     /// forgotten records older than them, it starts afresh at `next`.
     pub fn pop_to(&mut self, next: u64) {
-        while self.end() > next {
-            let Some(newest) = self.records.pop_back() else {
-                break;
-            };
-            for (country, previous) in newest.allocation_previous {
-                match previous {
-                    Some(seq) => self.allocation_last.insert(country, seq),
-                    None => self.allocation_last.remove(&country),
-                };
+        while self.end() > next && !self.entries.is_empty() {
+            let newest = self.entries.len() - 1;
+            let bytes = self.span(newest, self.bytes_first, |entry| entry.bytes_end);
+            let links = self.span(newest, self.links_first, |entry| entry.links_end);
+            self.bytes.truncate(bytes.start);
+            for link in self.links.drain(links) {
+                if let Chain::Allocation(country) = link.chain {
+                    match link.previous() {
+                        Some(seq) => self.allocation_last.insert(country, seq),
+                        None => self.allocation_last.remove(&country),
+                    };
+                }
             }
+            self.entries.pop_back();
         }
         if self.end() != next {
+            let entity_numbers = std::mem::take(&mut self.entity_numbers);
             *self = Window::with_capacity(next, self.capacity);
+            self.entity_numbers = entity_numbers;
         }
     }
 
@@ -132,70 +246,72 @@ impl Window {
         latest: impl Fn(&Subject) -> Option<u64>,
     ) -> (Vec<Later>, Vec<(Subject, u64)>) {
         let mut beyond = Vec::new();
-        let wanted = |later: &Later| {
-            TimelineKey::of(&later.record) > key && reads.concerns(&later.record, &later.subjects)
-        };
-        let mut found: Vec<Later> = Vec::new();
+        // The records visited, by their index in the window.
+        let mut visited: Vec<usize> = Vec::new();
         if reads.all {
             let start = usize::try_from(from.saturating_sub(self.first)).unwrap_or(usize::MAX);
-            found.extend(
-                self.records
-                    .iter()
-                    .skip(start)
-                    .map(|entry| &entry.later)
-                    .filter(|later| wanted(later))
-                    .cloned(),
-            );
+            visited.extend(start.min(self.entries.len())..self.entries.len());
         } else {
-            let mut seqs: Vec<u64> = Vec::new();
-            // Each step of a walk moves to a strictly smaller sequence number: every walk ends.
             for entity in &reads.entities {
                 let subject = Subject::Entity(entity.clone());
+                let chain = self.entity_numbers.get(entity).copied().map(Chain::Entity);
                 let mut next = latest(&subject);
                 while let Some(seq) = next.filter(|seq| *seq >= from) {
-                    let Some(entry) = self.entry(seq) else {
-                        beyond.push((subject.clone(), seq));
+                    let (Some(index), Some(chain)) = (self.index(seq), chain) else {
+                        beyond.push((subject, seq));
                         break;
                     };
-                    seqs.push(seq);
-                    let later = &entry.later;
-                    next = later
-                        .subjects
-                        .binary_search(&subject)
-                        .ok()
-                        .and_then(|index| later.record.links[index]);
-                    debug_assert!(next.is_none_or(|previous| previous < seq));
+                    visited.push(index);
+                    next = self.step(index, chain, seq);
                 }
             }
             for country in &reads.countries {
+                let chain = Chain::Allocation(*country);
                 let mut next = self.allocation_last.get(country).copied();
                 while let Some(seq) = next.filter(|seq| *seq >= from) {
-                    let Some(entry) = self.entry(seq) else {
+                    let Some(index) = self.index(seq) else {
                         // Past the window a country is walked along its own back-links.
                         beyond.push((Subject::Country(*country), seq));
                         break;
                     };
-                    seqs.push(seq);
-                    next = entry
-                        .allocation_previous
-                        .iter()
-                        .find(|(chained, _)| chained == country)
-                        .and_then(|(_, previous)| *previous);
-                    debug_assert!(next.is_none_or(|previous| previous < seq));
+                    visited.push(index);
+                    next = self.step(index, chain, seq);
                 }
             }
-            seqs.sort_unstable();
-            seqs.dedup();
-            found.extend(
-                seqs.into_iter()
-                    .filter_map(|seq| self.entry(seq))
-                    .map(|entry| &entry.later)
-                    .filter(|later| wanted(later))
-                    .cloned(),
-            );
+            visited.sort_unstable();
+            visited.dedup();
         }
-        found.sort_by_key(|later| TimelineKey::of(&later.record));
+        // A record reached along an entity's links names it, and one reached along a
+        // country's allocation chain touches its allocation: every one visited concerns
+        // `reads`, so only its place in the timeline decides whether it is wanted.
+        visited.retain(|index| self.entries[*index].key > key);
+        visited.sort_by_key(|index| self.entries[*index].key);
+        let found = visited
+            .into_iter()
+            .map(|index| {
+                let (record, subjects) = self.decode(index);
+                debug_assert!(reads.concerns(&record, &subjects));
+                Later {
+                    record: Arc::new(record),
+                    subjects: subjects.into(),
+                }
+            })
+            .collect();
         (found, beyond)
+    }
+
+    /// The record before `seq` (the entry at `index`) on `chain`.
+    fn step(&self, index: usize, chain: Chain, seq: u64) -> Option<u64> {
+        let next = self
+            .links_of(index)
+            .find(|link| link.chain == chain)
+            .and_then(Link::previous);
+        // Each step moves to a strictly smaller sequence number, so every walk ends.
+        assert!(
+            next.is_none_or(|previous| previous < seq),
+            "a back-link in the window points forward"
+        );
+        next
     }
 }
 
@@ -214,8 +330,7 @@ pub fn walk_beyond<E>(
     if beyond.is_empty() {
         return Ok(());
     }
-    let mut seen: std::collections::HashSet<u64> =
-        found.iter().map(|later| later.record.seq).collect();
+    let mut seen: HashSet<u64> = found.iter().map(|later| later.record.seq).collect();
     for (subject, start) in beyond {
         let mut next = Some(start);
         while let Some(seq) = next.filter(|seq| *seq >= from) {

@@ -431,8 +431,7 @@ fn breaking(inserted: &Record, existing: &Record, broken: Refusal) -> Refusal {
     }
 }
 
-/// A record after the one being admitted, with its subjects (computed once, when it was
-/// recorded).
+/// A record after the one being admitted, with its subjects (computed once per admission).
 #[derive(Clone, Debug)]
 pub struct Later {
     pub record: std::sync::Arc<Record>,
