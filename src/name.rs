@@ -19,8 +19,38 @@ pub const MAX_TEXT_BYTES: usize = 512;
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Id(Arc<str>);
 
+/// Slots in each thread's cache of recently made identifiers.
+const RECENT_IDS: usize = 4096;
+
+thread_local! {
+    /// Identifiers recently made on this thread, each in the slot its text hashes to. Events
+    /// name the same few thousand entities and chips over and over: a repeated identifier is
+    /// then one shared allocation, not one per event, and is not checked again. Unique ids
+    /// (event ids) only pass through, each evicting one slot; the cache holds at most
+    /// [`RECENT_IDS`] identifiers of at most [`MAX_ID_BYTES`] bytes.
+    static RECENT: std::cell::RefCell<Vec<Option<Id>>> =
+        std::cell::RefCell::new(vec![None; RECENT_IDS]);
+}
+
 impl Id {
     pub fn parse(text: &str) -> Result<Id, String> {
+        use std::hash::BuildHasher;
+        let slot = foldhash::fast::FixedState::default().hash_one(text) as usize % RECENT_IDS;
+        let recent = RECENT.with_borrow(|recent| {
+            recent[slot]
+                .as_ref()
+                .filter(|id| id.as_str() == text)
+                .cloned()
+        });
+        if let Some(id) = recent {
+            return Ok(id);
+        }
+        let id = Id::check(text)?;
+        RECENT.with_borrow_mut(|recent| recent[slot] = Some(id.clone()));
+        Ok(id)
+    }
+
+    fn check(text: &str) -> Result<Id, String> {
         if text.is_empty() {
             return Err("must not be empty".to_string());
         }
@@ -175,6 +205,21 @@ mod tests {
         }
         for bad in ["", "a b", "é", "a/b", "a\nb", &"x".repeat(129)] {
             assert!(Id::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// A repeated identifier shares the first one's allocation; the cache never lets a bad
+    /// one through, nor confuses two texts that land in the same slot.
+    #[test]
+    fn a_repeated_id_is_shared_and_the_cache_changes_no_answer() {
+        let first = Id::parse("acme").unwrap();
+        let again = Id::parse("acme").unwrap();
+        assert!(Arc::ptr_eq(&first.0, &again.0));
+        for index in 0..3 * RECENT_IDS {
+            let text = format!("E-{index}");
+            assert_eq!(Id::parse(&text).unwrap().as_str(), text);
+            assert_eq!(Id::parse(&text).unwrap().as_str(), text);
+            assert!(Id::parse(&format!("{text} ")).is_err());
         }
     }
 

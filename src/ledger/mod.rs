@@ -56,8 +56,6 @@ pub struct Created {
 /// The staged records of the open batch, and what undoes them.
 struct Pending {
     records: Vec<Arc<Record>>,
-    bytes: Vec<Vec<u8>>,
-    links_undo: Vec<(codec::Subject, Option<u64>)>,
     tree_before: Tree,
     completed_tiles: Vec<TileWrite>,
     last_bundle_before: Vec<u8>,
@@ -411,8 +409,6 @@ impl Ledger {
         let bundles = self.positions.len();
         self.pending = Some(Pending {
             records: Vec::new(),
-            bytes: Vec::new(),
-            links_undo: Vec::new(),
             tree_before: self.tree.clone(),
             completed_tiles: Vec::new(),
             last_bundle_before: self.last_bundle.clone(),
@@ -618,26 +614,12 @@ impl Ledger {
         debug_assert_eq!(id_hash, index::id_hash(&record.event.id));
         let pending = self.pending.as_mut().expect("a batch is open");
         let subjects = record.subjects();
-        for subject in &subjects {
-            pending
-                .links_undo
-                .push((subject.clone(), self.links.last.get(subject).copied()));
-        }
         record.links = self.links.link_subjects(record.seq, &subjects);
         let bytes = match codec::encode_linked(&record, subjects.len()) {
             Ok(bytes) => bytes,
             Err(error) => {
                 // Undo what this record changed so far, then report it as bad input.
-                for (subject, previous) in pending
-                    .links_undo
-                    .drain(pending.links_undo.len() - subjects.len()..)
-                    .rev()
-                {
-                    match previous {
-                        Some(seq) => self.links.last.insert(subject, seq),
-                        None => self.links.last.remove(&subject),
-                    };
-                }
+                self.links.unlink_subjects(&subjects, &record.links);
                 self.state
                     .unapply(&record)
                     .map_err(|error| corrupt(error.to_string()))?;
@@ -690,7 +672,6 @@ impl Ledger {
         self.window.push(&record, &subjects, &bytes);
         let record = Arc::new(record);
         pending.records.push(record.clone());
-        pending.bytes.push(bytes);
         Ok(record)
     }
 
@@ -706,12 +687,9 @@ impl Ledger {
                 .unapply(record)
                 .map_err(|error| corrupt(format!("rolling back record {}: {error}", record.seq)))?;
             self.ids.pop();
-        }
-        for (subject, previous) in pending.links_undo.into_iter().rev() {
-            match previous {
-                Some(seq) => self.links.last.insert(subject, seq),
-                None => self.links.last.remove(&subject),
-            };
+            // A record's back-links are what each of its subjects' latest record was before it.
+            self.links
+                .unlink_subjects(&record.subjects(), &record.links);
         }
         self.tree = pending.tree_before;
         self.last_bundle = pending.last_bundle_before;

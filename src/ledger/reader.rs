@@ -38,6 +38,19 @@ impl Links {
             .collect()
     }
 
+    /// Undoes [`Links::link_subjects`] for a record whose sorted subjects are `subjects` and
+    /// whose back-links are `links`: each subject's latest record is again the one the record
+    /// links back to. Records are unlinked newest first.
+    pub fn unlink_subjects(&mut self, subjects: &[Subject], links: &[Option<u64>]) {
+        assert_eq!(subjects.len(), links.len(), "one back-link per subject");
+        for (subject, previous) in subjects.iter().zip(links) {
+            match previous {
+                Some(seq) => self.last.insert(subject.clone(), *seq),
+                None => self.last.remove(subject),
+            };
+        }
+    }
+
     pub fn encode(&self) -> Vec<(Subject, u64)> {
         let mut list: Vec<(Subject, u64)> = self
             .last
