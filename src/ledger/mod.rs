@@ -27,8 +27,8 @@ use index::{
     ID_CHUNK, IDS_PREFIX, IdIndex, LATE_PREFIX, POSITION_CHUNK, POSITIONS_PREFIX, Position,
     SNAPSHOT_CHUNK_BYTES, SNAPSHOT_INTERVAL,
 };
-use reader::PrefixSnapshot;
 pub use reader::{Links, Paths, Reader};
+use reader::{PrefixSnapshot, decode_stored};
 
 /// The id of the genesis record; ids beginning `chipledger:` are the ledger's own.
 pub const GENESIS_ID: &str = "chipledger:genesis";
@@ -55,7 +55,10 @@ pub struct Created {
 
 /// The staged records of the open batch, and what undoes them.
 struct Pending {
-    records: Vec<Arc<Record>>,
+    /// The staged records' canonical bytes. Records are not kept decoded: each is dropped by
+    /// whoever staged it, while it is fresh, instead of ten thousand at a time after the commit
+    /// (8% of an import's time on this thread, most of it glibc merging the freed chunks).
+    records: Vec<Vec<u8>>,
     tree_before: Tree,
     completed_tiles: Vec<TileWrite>,
     last_bundle_before: Vec<u8>,
@@ -93,7 +96,8 @@ struct InFlight {
     /// The head and positions the store has once the commit succeeds.
     head: Head,
     positions: Vec<Position>,
-    records: Vec<Arc<Record>>,
+    /// The records' canonical bytes, as in [`Pending`].
+    records: Vec<Vec<u8>>,
     commit: std::thread::JoinHandle<Result<(), StoreError>>,
 }
 
@@ -332,13 +336,13 @@ impl Ledger {
                 .checked_sub(committed)
                 .and_then(|offset| in_flight.records.get(usize::try_from(offset).ok()?))
             {
-                return Ok(record.clone());
+                return decode_stored(seq, record).map(Arc::new);
             }
             committed += in_flight.records.len() as u64;
         }
         if seq >= committed {
             let pending = self.pending.as_ref().expect("staged records exist");
-            return Ok(pending.records[(seq - committed) as usize].clone());
+            return decode_stored(seq, &pending.records[(seq - committed) as usize]).map(Arc::new);
         }
         // One entry, not its whole bundle: the records read here (void targets, the records a
         // late one may break) are scattered over many bundles.
@@ -670,9 +674,8 @@ impl Ledger {
             pending.snapshots.push((self.working.size, bytes));
         }
         self.window.push(&record, &subjects, &bytes);
-        let record = Arc::new(record);
-        pending.records.push(record.clone());
-        Ok(record)
+        pending.records.push(bytes);
+        Ok(Arc::new(record))
     }
 
     /// Undoes every staged record (a batch already handed to a background commit is not
@@ -682,10 +685,13 @@ impl Ledger {
         let Some(pending) = self.pending.take() else {
             return Ok(());
         };
-        for record in pending.records.iter().rev() {
+        let first = self.working.size - pending.records.len() as u64;
+        for (offset, bytes) in pending.records.iter().enumerate().rev() {
+            let seq = first + offset as u64;
+            let record = decode_stored(seq, bytes)?;
             self.state
-                .unapply(record)
-                .map_err(|error| corrupt(format!("rolling back record {}: {error}", record.seq)))?;
+                .unapply(&record)
+                .map_err(|error| corrupt(format!("rolling back record {seq}: {error}")))?;
             self.ids.pop();
             // A record's back-links are what each of its subjects' latest record was before it.
             self.links
@@ -770,9 +776,9 @@ impl Ledger {
             .join()
             .unwrap_or_else(|_| Err(StoreError::Io("the commit thread panicked".into())));
         result.map_err(Error::Store)?;
-        let first_bundle = in_flight.records[0].seq / BUNDLE_RECORDS;
-        self.reader.invalidate_from(first_bundle);
         let size = in_flight.head.size;
+        let first = size - in_flight.records.len() as u64;
+        self.reader.invalidate_from(first / BUNDLE_RECORDS);
         self.reader.head = in_flight.head;
         self.reader.positions = in_flight.positions;
         Ok(Some(size))
@@ -786,8 +792,8 @@ impl Ledger {
             return Err(Error::Store(error));
         }
         let pending = self.pending.take().expect("a batch is open");
-        let first_bundle = pending.records[0].seq / BUNDLE_RECORDS;
-        self.reader.invalidate_from(first_bundle);
+        let first = self.working.size - pending.records.len() as u64;
+        self.reader.invalidate_from(first / BUNDLE_RECORDS);
         self.reader.head = self.working.clone();
         self.reader.positions.clone_from(&self.positions);
         Ok(())

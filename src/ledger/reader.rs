@@ -772,7 +772,7 @@ fn fold_failure(record: &Record, error: FoldError) -> Error {
 }
 
 /// Decodes the bytes stored for record `seq`, checking canonical form and the sequence number.
-fn decode_stored(seq: u64, bytes: &[u8]) -> Result<Record, Error> {
+pub(crate) fn decode_stored(seq: u64, bytes: &[u8]) -> Result<Record, Error> {
     let record =
         codec::decode_record(bytes).map_err(|error| corrupt(format!("record {seq} {error}")))?;
     if record.seq != seq {
