@@ -83,7 +83,7 @@ pub struct Ledger {
     /// The encoded entries of the last, partial bundle.
     last_bundle: Vec<u8>,
     pending: Option<Pending>,
-    /// The back-links of the most recent records, staged ones included.
+    /// The most recent records, as bytes and back-links, staged ones included.
     window: window::Window,
     /// The size and byte length of the latest prefix snapshot, staged ones included.
     last_snapshot: (u64, u64),
@@ -301,9 +301,9 @@ impl Ledger {
         &self.reader
     }
 
-    /// Keeps the links of only the last `capacity` records from now on, so that tests reach
-    /// the walks that leave the window without writing 65,536 records first. The window is a
-    /// cache: what it does not hold is read from the store, so answers do not change.
+    /// Keeps only the last `capacity` records in the window from now on, so that tests reach
+    /// the walks that leave it without writing 65,536 records first. The window is a cache:
+    /// what it does not hold is read from the store, so answers do not change.
     #[doc(hidden)]
     pub fn limit_window(&mut self, capacity: usize) {
         self.window = window::Window::with_capacity(self.working.size, capacity);
