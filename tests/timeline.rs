@@ -109,6 +109,16 @@ fn a_late_record_that_would_break_a_later_event_is_refused_naming_it() {
         "COUNTRY_ALLOCATION_EXCEEDED",
         "S-b",
     );
+    // The same, with the later licence to another consignee: only MY's allocation links the
+    // two, and the appending process has just opened the ledger (its window holds none of them).
+    refused_because_it_breaks(
+        r#"{"type":"shipment","id":"S-a","effective":"2025-05-01","exporter":"nvidia","consignee":"my-dc","country":"MY","chip":"H100","quantity":30000}
+{"type":"shipment","id":"S-b","effective":"2025-09-01","exporter":"nvidia","consignee":"in-dc","country":"MY","chip":"H100","quantity":19000}
+"#,
+        r#"{"type":"shipment","id":"S-late","effective":"2025-03-01","exporter":"nvidia","consignee":"acme","country":"MY","chip":"H100","quantity":2000,"basis":"license"}"#,
+        "COUNTRY_ALLOCATION_EXCEEDED",
+        "S-b",
+    );
     // A revoke backdated before a shipment made under the VEU.
     refused_because_it_breaks(
         r#"{"type":"inventory","id":"I-us","effective":"2025-01-20","entity":"acme","chip":"H100","quantity":100000,"country":"US"}
@@ -530,7 +540,11 @@ proptest! {
         let mut accepted = 0;
         for (index, step) in steps.iter().enumerate() {
             let Step::Event { kind, a, b, c, quantity, day } = step else {
+                // As a new process would: a window that saw none of the records so far.
                 ledger.commit().unwrap();
+                drop(ledger);
+                ledger = Ledger::open(&dir).unwrap();
+                ledger.limit_window(4);
                 continue;
             };
             ledger.commit().unwrap();

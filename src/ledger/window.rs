@@ -36,6 +36,9 @@ pub struct Window {
     capacity: usize,
     /// The sequence number of `entries[0]`.
     first: u64,
+    /// The record the window began with (at creation, or when a rollback reached past it):
+    /// the allocation chains know no record before it.
+    origin: u64,
     /// Each record's place in the timeline, and where its links end in `links`.
     entries: VecDeque<Entry>,
     /// The links of every entry, oldest first; `links[0]` has the number `links_first` in the
@@ -73,8 +76,14 @@ struct Link {
 enum Chain {
     /// An entity's back-links (the entity by its number in `entity_numbers`).
     Entity(u32),
-    /// A country's records that touch its allocation.
+    /// A country's records that touch its allocation: `previous` is the country's previous
+    /// such record.
     Allocation(Country),
+    /// The first record touching the country's allocation since the window began at a record
+    /// other than the genesis (a ledger opened on an existing log): the window never saw the
+    /// ones before it, so `previous` is the record's own back-link for the country, from which
+    /// a walk goes on along the country's back-links through the store.
+    AllocationFromLinks(Country),
 }
 
 impl Link {
@@ -93,6 +102,7 @@ impl Window {
         Window {
             capacity: capacity.max(1),
             first,
+            origin: first,
             entries: VecDeque::new(),
             links: VecDeque::new(),
             links_first: 0,
@@ -175,26 +185,36 @@ impl Window {
         for (subject, previous) in subjects.iter().zip(&record.links) {
             let link = match subject {
                 Subject::Entity(entity) => {
-                    let next_number = self.entity_numbers.len() as u32;
                     let number = match self.entity_numbers.get(entity) {
                         Some(number) => *number,
-                        None => *self
-                            .entity_numbers
-                            .entry(entity.clone())
-                            .or_insert(next_number),
+                        None => {
+                            let number = u32::try_from(self.entity_numbers.len())
+                                .expect("fewer than 2^32 entities");
+                            self.entity_numbers.insert(entity.clone(), number);
+                            number
+                        }
                     };
                     Link {
                         chain: Chain::Entity(number),
                         previous: previous.unwrap_or(NONE),
                     }
                 }
-                Subject::Country(country) if allocation => Link {
-                    chain: Chain::Allocation(*country),
-                    previous: self
-                        .allocation_last
-                        .insert(*country, record.seq)
-                        .unwrap_or(NONE),
-                },
+                Subject::Country(country) if allocation => {
+                    match self.allocation_last.insert(*country, record.seq) {
+                        Some(seq) => Link {
+                            chain: Chain::Allocation(*country),
+                            previous: seq,
+                        },
+                        None if self.origin == 0 => Link {
+                            chain: Chain::Allocation(*country),
+                            previous: NONE,
+                        },
+                        None => Link {
+                            chain: Chain::AllocationFromLinks(*country),
+                            previous: previous.unwrap_or(NONE),
+                        },
+                    }
+                }
                 _ => continue,
             };
             self.links.push_back(link);
@@ -216,11 +236,14 @@ impl Window {
             let links = self.span(newest, self.links_first, |entry| entry.links_end);
             self.bytes.truncate(bytes.start);
             for link in self.links.drain(links) {
-                if let Chain::Allocation(country) = link.chain {
-                    match link.previous() {
-                        Some(seq) => self.allocation_last.insert(country, seq),
-                        None => self.allocation_last.remove(&country),
-                    };
+                match (link.chain, link.previous()) {
+                    (Chain::Allocation(country), Some(seq)) => {
+                        self.allocation_last.insert(country, seq);
+                    }
+                    (Chain::Allocation(country) | Chain::AllocationFromLinks(country), _) => {
+                        self.allocation_last.remove(&country);
+                    }
+                    (Chain::Entity(_), _) => {}
                 }
             }
             self.entries.pop_back();
@@ -230,6 +253,7 @@ impl Window {
             *self = Window::with_capacity(next, self.capacity);
             self.entity_numbers = entity_numbers;
         }
+        debug_assert!(self.origin <= self.first);
     }
 
     /// The records from `from` on (at least the window's first) that concern `reads` and sit
@@ -266,16 +290,43 @@ impl Window {
                 }
             }
             for country in &reads.countries {
-                let chain = Chain::Allocation(*country);
-                let mut next = self.allocation_last.get(country).copied();
+                let subject = Subject::Country(*country);
+                let Some(last) = self.allocation_last.get(country).copied() else {
+                    // No record since the window began touched the allocation: any that did
+                    // lie before it, found along the country's back-links.
+                    if self.origin > 0 {
+                        if let Some(seq) = latest(&subject).filter(|seq| *seq >= from) {
+                            beyond.push((subject, seq));
+                        }
+                    }
+                    continue;
+                };
+                let mut next = Some(last);
                 while let Some(seq) = next.filter(|seq| *seq >= from) {
                     let Some(index) = self.index(seq) else {
                         // Past the window a country is walked along its own back-links.
-                        beyond.push((Subject::Country(*country), seq));
+                        beyond.push((subject.clone(), seq));
                         break;
                     };
                     visited.push(index);
-                    next = self.step(index, chain, seq);
+                    let link = self
+                        .links_of(index)
+                        .find(|link| {
+                            matches!(link.chain, Chain::Allocation(chained)
+                                | Chain::AllocationFromLinks(chained) if chained == *country)
+                        })
+                        .expect("a record on a country's allocation chain has its link");
+                    next = link.previous();
+                    assert!(
+                        next.is_none_or(|previous| previous < seq),
+                        "a back-link in the window points forward"
+                    );
+                    if matches!(link.chain, Chain::AllocationFromLinks(_)) {
+                        if let Some(previous) = next.filter(|previous| *previous >= from) {
+                            beyond.push((subject.clone(), previous));
+                        }
+                        break;
+                    }
                 }
             }
             visited.sort_unstable();
