@@ -37,7 +37,8 @@ pub struct Window {
     /// The sequence number of `entries[0]`.
     first: u64,
     /// The record the window began with (at creation, or when a rollback reached past it):
-    /// the allocation chains know no record before it.
+    /// the allocation chains know no record before it. Record 0 is the genesis, which touches
+    /// no allocation, so a window beginning at 0 or 1 misses none.
     origin: u64,
     /// Each record's place in the timeline, and where its links end in `links`.
     entries: VecDeque<Entry>,
@@ -205,7 +206,7 @@ impl Window {
                             chain: Chain::Allocation(*country),
                             previous: seq,
                         },
-                        None if self.origin == 0 => Link {
+                        None if self.origin <= 1 => Link {
                             chain: Chain::Allocation(*country),
                             previous: NONE,
                         },
@@ -294,7 +295,7 @@ impl Window {
                 let Some(last) = self.allocation_last.get(country).copied() else {
                     // No record since the window began touched the allocation: any that did
                     // lie before it, found along the country's back-links.
-                    if self.origin > 0 {
+                    if from < self.origin && self.origin > 1 {
                         if let Some(seq) = latest(&subject).filter(|seq| *seq >= from) {
                             beyond.push((subject, seq));
                         }
@@ -321,8 +322,12 @@ impl Window {
                         next.is_none_or(|previous| previous < seq),
                         "a back-link in the window points forward"
                     );
+                    // Before the chain's first record (the first since `origin`) only records
+                    // before `origin` can touch the allocation: none matter unless `from` is.
                     if matches!(link.chain, Chain::AllocationFromLinks(_)) {
-                        if let Some(previous) = next.filter(|previous| *previous >= from) {
+                        if let Some(previous) = next.filter(|previous| *previous >= from)
+                            && from < self.origin
+                        {
                             beyond.push((subject.clone(), previous));
                         }
                         break;
