@@ -311,17 +311,12 @@ impl Window {
                     };
                     visited.push(index);
                     let link = self
-                        .links_of(index)
-                        .find(|link| {
-                            matches!(link.chain, Chain::Allocation(chained)
+                        .link(index, seq, |chain| {
+                            matches!(chain, Chain::Allocation(chained)
                                 | Chain::AllocationFromLinks(chained) if chained == *country)
                         })
                         .expect("a record on a country's allocation chain has its link");
                     next = link.previous();
-                    assert!(
-                        next.is_none_or(|previous| previous < seq),
-                        "a back-link in the window points forward"
-                    );
                     // Before the chain's first record (the first since `origin`) only records
                     // before `origin` can touch the allocation: none matter unless `from` is.
                     if matches!(link.chain, Chain::AllocationFromLinks(_)) {
@@ -358,16 +353,20 @@ impl Window {
 
     /// The record before `seq` (the entry at `index`) on `chain`.
     fn step(&self, index: usize, chain: Chain, seq: u64) -> Option<u64> {
-        let next = self
-            .links_of(index)
-            .find(|link| link.chain == chain)
-            .and_then(Link::previous);
+        self.link(index, seq, |on| on == chain)
+            .and_then(Link::previous)
+    }
+
+    /// The link of record `seq` (the entry at `index`) on the chain `wanted` accepts.
+    fn link(&self, index: usize, seq: u64, wanted: impl Fn(Chain) -> bool) -> Option<Link> {
+        let link = self.links_of(index).find(|link| wanted(link.chain));
         // Each step moves to a strictly smaller sequence number, so every walk ends.
         assert!(
-            next.is_none_or(|previous| previous < seq),
+            link.and_then(Link::previous)
+                .is_none_or(|previous| previous < seq),
             "a back-link in the window points forward"
         );
-        next
+        link
     }
 }
 
