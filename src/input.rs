@@ -146,8 +146,42 @@ impl<'de> de::Deserialize<'de> for Scalar<'de> {
     }
 }
 
-/// Every field name any event type uses, in the order fields are validated.
-const FIELDS: [&str; 29] = [
+/// Every field any event type uses, in the order fields are validated. The parser refers to
+/// fields by this enum, so no field name is compared as a string after the object is read.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Field {
+    Type,
+    Id,
+    Effective,
+    Entity,
+    Name,
+    Hq,
+    Parent,
+    Chip,
+    Tpp,
+    Controlled,
+    Country,
+    Tier,
+    AllocationTpp,
+    Veu,
+    Scope,
+    Exporter,
+    Consignee,
+    Quantity,
+    Basis,
+    FromCountry,
+    ToCountry,
+    ToEntity,
+    Model,
+    TrainingOps,
+    OpenWeights,
+    Secured,
+    Target,
+    Reason,
+}
+
+/// The name of each [`Field`], in its order.
+const FIELDS: [&str; FIELD_COUNT] = [
     "type",
     "id",
     "effective",
@@ -176,9 +210,14 @@ const FIELDS: [&str; 29] = [
     "secured",
     "target",
     "reason",
-    "_",
 ];
-const FIELD_COUNT: usize = FIELDS.len() - 1;
+const FIELD_COUNT: usize = 28;
+
+impl Field {
+    fn name(self) -> &'static str {
+        FIELDS[self as usize]
+    }
+}
 
 /// The object's fields by position in [`FIELDS`], plus what did not belong.
 struct RawObject<'a> {
@@ -203,10 +242,10 @@ impl<'de> de::Deserialize<'de> for RawObject<'de> {
                 };
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     match field_index(&key) {
-                        Some(index) => {
+                        Some(field) => {
                             let value = map.next_value::<Scalar<'de>>()?;
-                            if object.values[index].replace(value).is_some() {
-                                object.repeated.push(FIELDS[index]);
+                            if object.values[field as usize].replace(value).is_some() {
+                                object.repeated.push(field.name());
                             }
                         }
                         None => {
@@ -224,39 +263,69 @@ impl<'de> de::Deserialize<'de> for RawObject<'de> {
     }
 }
 
-/// The fields of each event type besides `type`, `id` and `effective`: required, then optional.
-pub fn fields_of(event_type: &str) -> (&'static [&'static str], &'static [&'static str]) {
-    match event_type {
-        "entity" => (&["entity", "name", "hq"], &["parent"]),
-        "chip_model" => (&["chip", "tpp", "controlled"], &[]),
-        "tier_change" => (&["country", "tier"], &[]),
-        "allocation_change" => (&["country", "allocation_tpp"], &[]),
-        "veu_grant" => (&["veu", "entity", "scope"], &["country"]),
-        "veu_revoke" => (&["veu"], &[]),
-        "aia_certification" => (&["entity"], &[]),
-        "inventory" | "decommission" => (&["entity", "chip", "quantity", "country"], &[]),
+/// The fields of each event type besides `type`, `id` and `effective`: required, then optional;
+/// `None` for a name that is not an event type.
+fn fields_of(event_type: &str) -> Option<(&'static [Field], &'static [Field])> {
+    let fields: (&[Field], &[Field]) = match event_type {
+        "entity" => (&[Field::Entity, Field::Name, Field::Hq], &[Field::Parent]),
+        "chip_model" => (&[Field::Chip, Field::Tpp, Field::Controlled], &[]),
+        "tier_change" => (&[Field::Country, Field::Tier], &[]),
+        "allocation_change" => (&[Field::Country, Field::AllocationTpp], &[]),
+        "veu_grant" => (
+            &[Field::Veu, Field::Entity, Field::Scope],
+            &[Field::Country],
+        ),
+        "veu_revoke" => (&[Field::Veu], &[]),
+        "aia_certification" => (&[Field::Entity], &[]),
+        "inventory" | "decommission" => (
+            &[Field::Entity, Field::Chip, Field::Quantity, Field::Country],
+            &[],
+        ),
         "shipment" => (
-            &["exporter", "consignee", "country", "chip", "quantity"],
-            &["basis"],
+            &[
+                Field::Exporter,
+                Field::Consignee,
+                Field::Country,
+                Field::Chip,
+                Field::Quantity,
+            ],
+            &[Field::Basis],
         ),
         "transfer" => (
-            &["entity", "from_country", "to_country", "chip", "quantity"],
-            &["to_entity", "basis"],
+            &[
+                Field::Entity,
+                Field::FromCountry,
+                Field::ToCountry,
+                Field::Chip,
+                Field::Quantity,
+            ],
+            &[Field::ToEntity, Field::Basis],
         ),
         "weights_hosting" => (
             &[
-                "entity",
-                "model",
-                "training_ops",
-                "open_weights",
-                "country",
-                "secured",
+                Field::Entity,
+                Field::Model,
+                Field::TrainingOps,
+                Field::OpenWeights,
+                Field::Country,
+                Field::Secured,
             ],
             &[],
         ),
-        "void" => (&["target", "reason"], &[]),
-        _ => (&[], &[]),
-    }
+        "void" => (&[Field::Target, Field::Reason], &[]),
+        _ => return None,
+    };
+    Some(fields)
+}
+
+/// The names of the fields of each event type besides `type`, `id` and `effective`: required,
+/// then optional (empty for a name that is not an event type). The JSON Schema is checked
+/// against this.
+pub fn field_names_of(event_type: &str) -> (Vec<&'static str>, Vec<&'static str>) {
+    let names = |fields: &[Field]| fields.iter().map(|field| field.name()).collect();
+    fields_of(event_type).map_or((Vec::new(), Vec::new()), |(required, optional)| {
+        (names(required), names(optional))
+    })
 }
 
 /// Parses one JSON object into a submission.
@@ -297,9 +366,9 @@ impl<'a> Fields<'a> {
         if let Some(field) = self.object.repeated.first() {
             return Err(InputError::field(field, "appears more than once"));
         }
-        let event_type = match self.take("type") {
+        let event_type = match self.take(Field::Type) {
             None => return Err(InputError::field("type", "is missing")),
-            Some(Scalar::Str(text)) => text.into_owned(),
+            Some(Scalar::Str(text)) => text,
             Some(other) => {
                 return Err(InputError::field(
                     "type",
@@ -307,7 +376,7 @@ impl<'a> Fields<'a> {
                 ));
             }
         };
-        if !INPUT_TYPES.contains(&event_type.as_str()) {
+        let Some((required, optional)) = fields_of(&event_type) else {
             return Err(InputError::field(
                 "type",
                 format!(
@@ -316,12 +385,10 @@ impl<'a> Fields<'a> {
                     INPUT_TYPES.join(", ")
                 ),
             ));
-        }
-        let (required, optional) = fields_of(&event_type);
+        };
         let allowed = || {
             let mut names = vec!["id", "effective"];
-            names.extend_from_slice(required);
-            names.extend_from_slice(optional);
+            names.extend(required.iter().chain(optional).map(|field| field.name()));
             names.join(", ")
         };
         if let Some(unknown) = self.object.unknown.first() {
@@ -334,14 +401,16 @@ impl<'a> Fields<'a> {
             ));
         }
         for (index, value) in self.object.values.iter().enumerate() {
-            let name = FIELDS[index];
-            let known = name == "id"
-                || name == "effective"
-                || required.contains(&name)
-                || optional.contains(&name);
-            if value.is_some() && !known && name != "type" {
+            if value.is_none() || index <= Field::Effective as usize {
+                continue;
+            }
+            if !required
+                .iter()
+                .chain(optional)
+                .any(|field| *field as usize == index)
+            {
                 return Err(InputError::field(
-                    name,
+                    FIELDS[index],
                     format!(
                         "does not belong to `{event_type}`, which takes {}",
                         allowed()
@@ -349,13 +418,13 @@ impl<'a> Fields<'a> {
                 ));
             }
         }
-        for name in ["id", "effective"].iter().chain(required) {
-            if self.object.values[index_of(name)].is_none() {
-                return Err(InputError::field(name, "is missing"));
+        for field in [Field::Id, Field::Effective].iter().chain(required) {
+            if self.object.values[*field as usize].is_none() {
+                return Err(InputError::field(field.name(), "is missing"));
             }
         }
 
-        let id = self.id("id")?;
+        let id = self.id(Field::Id)?;
         if id.as_str().starts_with(RESERVED_PREFIX) {
             return Err(InputError::field(
                 "id",
@@ -364,45 +433,45 @@ impl<'a> Fields<'a> {
                 ),
             ));
         }
-        let effective = self.date("effective")?;
-        let body = match event_type.as_str() {
+        let effective = self.date(Field::Effective)?;
+        let body = match event_type.as_ref() {
             "entity" => Body::Entity(EntityEvent {
-                entity: self.id("entity")?,
-                name: self.text("name")?,
-                hq: self.country("hq")?,
-                parent: self.optional_id("parent")?,
+                entity: self.id(Field::Entity)?,
+                name: self.text(Field::Name)?,
+                hq: self.country(Field::Hq)?,
+                parent: self.optional_id(Field::Parent)?,
             }),
             "chip_model" => Body::ChipModel(ChipModelEvent {
-                chip: self.id("chip")?,
-                tpp: self.number("tpp", 1, MAX_CHIP_TPP)?,
-                controlled: self.boolean("controlled")?,
+                chip: self.id(Field::Chip)?,
+                tpp: self.number(Field::Tpp, 1, MAX_CHIP_TPP)?,
+                controlled: self.boolean(Field::Controlled)?,
             }),
             "tier_change" => Body::TierChange(TierChangeEvent {
-                country: self.country("country")?,
-                tier: Tier::from_number(self.number("tier", 1, 3)?).expect("range checked"),
+                country: self.country(Field::Country)?,
+                tier: Tier::from_number(self.number(Field::Tier, 1, 3)?).expect("range checked"),
             }),
             "allocation_change" => Body::AllocationChange(AllocationChangeEvent {
-                country: self.country("country")?,
-                allocation_tpp: self.number("allocation_tpp", 0, MAX_ALLOCATION_TPP)?,
+                country: self.country(Field::Country)?,
+                allocation_tpp: self.number(Field::AllocationTpp, 0, MAX_ALLOCATION_TPP)?,
             }),
             "veu_grant" => {
-                let veu = self.id("veu")?;
-                let entity = self.id("entity")?;
+                let veu = self.id(Field::Veu)?;
+                let entity = self.id(Field::Entity)?;
                 let scope = self.scope()?;
                 Body::VeuGrant(VeuGrantEvent { veu, entity, scope })
             }
             "veu_revoke" => Body::VeuRevoke(VeuRevokeEvent {
-                veu: self.id("veu")?,
+                veu: self.id(Field::Veu)?,
             }),
             "aia_certification" => Body::AiaCertification(AiaCertificationEvent {
-                entity: self.id("entity")?,
+                entity: self.id(Field::Entity)?,
             }),
             "inventory" | "decommission" => {
                 let holding = HoldingEvent {
-                    entity: self.id("entity")?,
-                    chip: self.id("chip")?,
-                    quantity: self.number("quantity", 1, MAX_QUANTITY)?,
-                    country: self.country("country")?,
+                    entity: self.id(Field::Entity)?,
+                    chip: self.id(Field::Chip)?,
+                    quantity: self.number(Field::Quantity, 1, MAX_QUANTITY)?,
+                    country: self.country(Field::Country)?,
                 };
                 if event_type == "inventory" {
                     Body::Inventory(holding)
@@ -411,33 +480,33 @@ impl<'a> Fields<'a> {
                 }
             }
             "shipment" => Body::Shipment(ShipmentEvent {
-                exporter: self.id("exporter")?,
-                consignee: self.id("consignee")?,
-                country: self.country("country")?,
-                chip: self.id("chip")?,
-                quantity: self.number("quantity", 1, MAX_QUANTITY)?,
+                exporter: self.id(Field::Exporter)?,
+                consignee: self.id(Field::Consignee)?,
+                country: self.country(Field::Country)?,
+                chip: self.id(Field::Chip)?,
+                quantity: self.number(Field::Quantity, 1, MAX_QUANTITY)?,
                 basis: self.basis()?,
             }),
             "transfer" => Body::Transfer(TransferEvent {
-                entity: self.id("entity")?,
-                from_country: self.country("from_country")?,
-                to_country: self.country("to_country")?,
-                to_entity: self.optional_id("to_entity")?,
-                chip: self.id("chip")?,
-                quantity: self.number("quantity", 1, MAX_QUANTITY)?,
+                entity: self.id(Field::Entity)?,
+                from_country: self.country(Field::FromCountry)?,
+                to_country: self.country(Field::ToCountry)?,
+                to_entity: self.optional_id(Field::ToEntity)?,
+                chip: self.id(Field::Chip)?,
+                quantity: self.number(Field::Quantity, 1, MAX_QUANTITY)?,
                 basis: self.basis()?,
             }),
             "weights_hosting" => Body::WeightsHosting(WeightsHostingEvent {
-                entity: self.id("entity")?,
-                model: self.text("model")?,
-                training_ops: self.operations("training_ops")?,
-                open_weights: self.boolean("open_weights")?,
-                country: self.country("country")?,
-                secured: self.boolean("secured")?,
+                entity: self.id(Field::Entity)?,
+                model: self.text(Field::Model)?,
+                training_ops: self.operations(Field::TrainingOps)?,
+                open_weights: self.boolean(Field::OpenWeights)?,
+                country: self.country(Field::Country)?,
+                secured: self.boolean(Field::Secured)?,
             }),
             "void" => Body::Void(VoidEvent {
-                target: self.id("target")?,
-                reason: self.text("reason")?,
+                target: self.id(Field::Target)?,
+                reason: self.text(Field::Reason)?,
             }),
             _ => unreachable!("the type was checked against INPUT_TYPES"),
         };
@@ -447,12 +516,17 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn take(&mut self, name: &str) -> Option<Scalar<'a>> {
-        self.object.values[index_of(name)].take()
+    fn take(&mut self, field: Field) -> Option<Scalar<'a>> {
+        self.object.values[field as usize].take()
     }
 
-    fn string(&mut self, name: &str, what: &str) -> Result<Cow<'a, str>, InputError> {
-        match self.take(name) {
+    fn has(&self, field: Field) -> bool {
+        self.object.values[field as usize].is_some()
+    }
+
+    fn string(&mut self, field: Field, what: &str) -> Result<Cow<'a, str>, InputError> {
+        let name = field.name();
+        match self.take(field) {
             Some(Scalar::Str(text)) => Ok(text),
             Some(other) => Err(InputError::field(
                 name,
@@ -462,35 +536,44 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn id(&mut self, name: &str) -> Result<Id, InputError> {
-        let text = self.string(name, "an identifier")?;
-        Id::parse(&text).map_err(|message| InputError::field(name, message))
+    fn id(&mut self, field: Field) -> Result<Id, InputError> {
+        let name = field.name();
+        let text = self.string(field, "an identifier")?;
+        let parse = match field {
+            Field::Id | Field::Target => Id::parse_unique,
+            _ => Id::parse,
+        };
+        parse(&text).map_err(|message| InputError::field(name, message))
     }
 
-    fn optional_id(&mut self, name: &str) -> Result<Option<Id>, InputError> {
-        if self.object.values[index_of(name)].is_none() {
+    fn optional_id(&mut self, field: Field) -> Result<Option<Id>, InputError> {
+        if !self.has(field) {
             return Ok(None);
         }
-        self.id(name).map(Some)
+        self.id(field).map(Some)
     }
 
-    fn text(&mut self, name: &str) -> Result<Text, InputError> {
-        let text = self.string(name, "text")?;
+    fn text(&mut self, field: Field) -> Result<Text, InputError> {
+        let name = field.name();
+        let text = self.string(field, "text")?;
         Text::parse(&text).map_err(|message| InputError::field(name, message))
     }
 
-    fn country(&mut self, name: &str) -> Result<Country, InputError> {
-        let text = self.string(name, "a country code")?;
+    fn country(&mut self, field: Field) -> Result<Country, InputError> {
+        let name = field.name();
+        let text = self.string(field, "a country code")?;
         Country::parse(&text).map_err(|message| InputError::field(name, message))
     }
 
-    fn date(&mut self, name: &str) -> Result<Date, InputError> {
-        let text = self.string(name, "a date (YYYY-MM-DD)")?;
+    fn date(&mut self, field: Field) -> Result<Date, InputError> {
+        let name = field.name();
+        let text = self.string(field, "a date (YYYY-MM-DD)")?;
         Date::parse(&text).map_err(|message| InputError::field(name, message))
     }
 
-    fn boolean(&mut self, name: &str) -> Result<bool, InputError> {
-        match self.take(name) {
+    fn boolean(&mut self, field: Field) -> Result<bool, InputError> {
+        let name = field.name();
+        match self.take(field) {
             Some(Scalar::Bool(value)) => Ok(value),
             Some(other) => Err(InputError::field(
                 name,
@@ -501,9 +584,10 @@ impl<'a> Fields<'a> {
     }
 
     /// A whole number within `minimum..=maximum`, written as a JSON integer.
-    fn number(&mut self, name: &str, minimum: u64, maximum: u64) -> Result<u64, InputError> {
+    fn number(&mut self, field: Field, minimum: u64, maximum: u64) -> Result<u64, InputError> {
+        let name = field.name();
         let range = || format!("a whole number from {minimum} to {maximum}");
-        match self.take(name) {
+        match self.take(field) {
             Some(Scalar::Unsigned(value)) if (minimum..=maximum).contains(&value) => Ok(value),
             Some(Scalar::Unsigned(value)) => Err(InputError::field(
                 name,
@@ -530,8 +614,9 @@ impl<'a> Fields<'a> {
 
     /// Training operations: a JSON integer, or a string of digits or a decimal exponent form
     /// such as "3e26" or "2.5e25", whose value must be a whole number below 2^128.
-    fn operations(&mut self, name: &str) -> Result<u128, InputError> {
-        match self.take(name) {
+    fn operations(&mut self, field: Field) -> Result<u128, InputError> {
+        let name = field.name();
+        match self.take(field) {
             Some(Scalar::Unsigned(value)) => Ok(u128::from(value)),
             Some(Scalar::Str(text)) => {
                 parse_operations(&text).map_err(|message| InputError::field(name, message))
@@ -548,8 +633,8 @@ impl<'a> Fields<'a> {
     }
 
     fn scope(&mut self) -> Result<Scope, InputError> {
-        let scope = self.string("scope", "`universal` or `national`")?;
-        let has_country = self.object.values[index_of("country")].is_some();
+        let scope = self.string(Field::Scope, "`universal` or `national`")?;
+        let has_country = self.has(Field::Country);
         match scope.as_ref() {
             "universal" if has_country => Err(InputError::field(
                 "country",
@@ -560,7 +645,7 @@ impl<'a> Fields<'a> {
                 "country",
                 "is missing: a national VEU names its country",
             )),
-            "national" => Ok(Scope::National(self.country("country")?)),
+            "national" => Ok(Scope::National(self.country(Field::Country)?)),
             other => Err(InputError::field(
                 "scope",
                 format!(
@@ -572,10 +657,10 @@ impl<'a> Fields<'a> {
     }
 
     fn basis(&mut self) -> Result<Option<Basis>, InputError> {
-        if self.object.values[index_of("basis")].is_none() {
+        if !self.has(Field::Basis) {
             return Ok(None);
         }
-        let text = self.string("basis", "a basis")?;
+        let text = self.string(Field::Basis, "a basis")?;
         Basis::parse_requested(&text).map(Some).ok_or_else(|| {
             InputError::field(
                 "basis",
@@ -588,46 +673,42 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn index_of(name: &str) -> usize {
-    field_index(name).expect("field names used by the parser are in FIELDS")
-}
-
-/// The position of a field name in [`FIELDS`], by a `match` the compiler turns into a few
-/// comparisons (this runs for every key of every event).
-fn field_index(name: &str) -> Option<usize> {
-    let index = match name {
-        "type" => 0,
-        "id" => 1,
-        "effective" => 2,
-        "entity" => 3,
-        "name" => 4,
-        "hq" => 5,
-        "parent" => 6,
-        "chip" => 7,
-        "tpp" => 8,
-        "controlled" => 9,
-        "country" => 10,
-        "tier" => 11,
-        "allocation_tpp" => 12,
-        "veu" => 13,
-        "scope" => 14,
-        "exporter" => 15,
-        "consignee" => 16,
-        "quantity" => 17,
-        "basis" => 18,
-        "from_country" => 19,
-        "to_country" => 20,
-        "to_entity" => 21,
-        "model" => 22,
-        "training_ops" => 23,
-        "open_weights" => 24,
-        "secured" => 25,
-        "target" => 26,
-        "reason" => 27,
+/// The field with this name, by a `match` the compiler turns into a few comparisons (this
+/// runs for every key of every event).
+fn field_index(name: &str) -> Option<Field> {
+    let field = match name {
+        "type" => Field::Type,
+        "id" => Field::Id,
+        "effective" => Field::Effective,
+        "entity" => Field::Entity,
+        "name" => Field::Name,
+        "hq" => Field::Hq,
+        "parent" => Field::Parent,
+        "chip" => Field::Chip,
+        "tpp" => Field::Tpp,
+        "controlled" => Field::Controlled,
+        "country" => Field::Country,
+        "tier" => Field::Tier,
+        "allocation_tpp" => Field::AllocationTpp,
+        "veu" => Field::Veu,
+        "scope" => Field::Scope,
+        "exporter" => Field::Exporter,
+        "consignee" => Field::Consignee,
+        "quantity" => Field::Quantity,
+        "basis" => Field::Basis,
+        "from_country" => Field::FromCountry,
+        "to_country" => Field::ToCountry,
+        "to_entity" => Field::ToEntity,
+        "model" => Field::Model,
+        "training_ops" => Field::TrainingOps,
+        "open_weights" => Field::OpenWeights,
+        "secured" => Field::Secured,
+        "target" => Field::Target,
+        "reason" => Field::Reason,
         _ => return None,
     };
-    debug_assert_eq!(FIELDS[index], name);
-    Some(index)
+    debug_assert_eq!(field.name(), name);
+    Some(field)
 }
 
 /// Parses "300000000000000000000000000", "3e26", "3E26" or "2.5e25" exactly.
@@ -792,8 +873,12 @@ mod tests {
 
     #[test]
     fn every_field_name_has_its_index() {
-        for (index, name) in FIELDS[..FIELD_COUNT].iter().enumerate() {
-            assert_eq!(field_index(name), Some(index), "{name}");
+        for (index, name) in FIELDS.iter().enumerate() {
+            assert_eq!(
+                field_index(name).map(|field| field as usize),
+                Some(index),
+                "{name}"
+            );
         }
         assert_eq!(field_index("colour"), None);
     }

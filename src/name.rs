@@ -16,17 +16,35 @@ pub const MAX_TEXT_BYTES: usize = 512;
 /// An identifier: 1 to 128 characters from `[A-Za-z0-9._:-]`.
 ///
 /// Cheap to clone (shared), because the rule state keys its maps by entity and VEU ids.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Eq, PartialOrd, Ord)]
 pub struct Id(Arc<str>);
 
-/// Slots in each thread's cache of recently made identifiers.
-const RECENT_IDS: usize = 4096;
+/// Equal text, compared by address first: the rule state's maps compare an event's ids with
+/// their keys for every event, and an id parsed on a thread that made it recently (see
+/// [`Id::parse`]) shares its allocation with the key cloned from an earlier event.
+impl PartialEq for Id {
+    fn eq(&self, other: &Id) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+/// As the text's hash, consistent with [`PartialEq`] and with `Borrow<str>`.
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+/// Slots in each thread's cache of recently made identifiers: four times the few thousand
+/// names a large ledger repeats, so that few of them share a slot.
+const RECENT_IDS: usize = 16_384;
 
 thread_local! {
     /// Identifiers recently made on this thread, each in the slot its text hashes to. Events
     /// name the same few thousand entities and chips over and over: a repeated identifier is
-    /// then one shared allocation, not one per event, and is not checked again. Unique ids
-    /// (event ids) only pass through, each evicting one slot; the cache holds at most
+    /// then one shared allocation, not one per event, and is not checked again (and compares
+    /// equal to a map key cloned from an earlier event by its address). Ids that name one event
+    /// are made by [`Id::parse_unique`] and do not evict them. The cache holds at most
     /// [`RECENT_IDS`] identifiers of at most [`MAX_ID_BYTES`] bytes.
     static RECENT: std::cell::RefCell<Vec<Option<Id>>> =
         std::cell::RefCell::new(vec![None; RECENT_IDS]);
@@ -48,6 +66,12 @@ impl Id {
         let id = Id::check(text)?;
         RECENT.with_borrow_mut(|recent| recent[slot] = Some(id.clone()));
         Ok(id)
+    }
+
+    /// [`Id::parse`] without the cache, for an identifier that names one event (an event id, a
+    /// void's target): it would only evict a name that repeats.
+    pub fn parse_unique(text: &str) -> Result<Id, String> {
+        Id::check(text)
     }
 
     fn check(text: &str) -> Result<Id, String> {

@@ -41,9 +41,9 @@ fn the_input_schema_and_the_parser_agree() {
             .iter()
             .map(|name| name.as_str().unwrap())
             .collect();
-        let (parser_required, parser_optional) = chipledger::input::fields_of(event_type);
+        let (parser_required, parser_optional) = chipledger::input::field_names_of(event_type);
         let mut want_required: Vec<&str> = vec!["type", "id", "effective"];
-        want_required.extend_from_slice(parser_required);
+        want_required.extend_from_slice(&parser_required);
         let mut got_required = required.clone();
         got_required.sort();
         want_required.sort();

@@ -382,6 +382,7 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
         .len();
     let mut ledger = Ledger::open(&context.ledger)?;
     let events = check_syntax(context, file, total)?;
+    ledger.reserve(events);
     let mut rejects_file = match rejects {
         Some(path) => Some(std::io::BufWriter::new(File::create(path).map_err(
             |error| Error::Store(StoreError::Io(format!("{}: {error}", path.display()))),

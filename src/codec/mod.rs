@@ -209,8 +209,16 @@ pub fn encode_linked(record: &Record, subjects: usize) -> Result<Vec<u8>, CodecE
             subjects,
         });
     }
-    let bytes = bincode::encode_to_vec(record, config())
-        .map_err(|error| CodecError::Malformed(error.to_string()))?;
+    // One encoding pass into a buffer on the stack, then one exact allocation: `encode_to_vec`
+    // would walk the record twice (once to size it). A record too large for the buffer (rare:
+    // long texts) takes that slower path.
+    let mut buffer = [0u8; 1024];
+    let bytes = match bincode::encode_into_slice(record, &mut buffer, config()) {
+        Ok(used) => buffer[..used].to_vec(),
+        Err(bincode::error::EncodeError::UnexpectedEnd) => bincode::encode_to_vec(record, config())
+            .map_err(|error| CodecError::Malformed(error.to_string()))?,
+        Err(error) => return Err(CodecError::Malformed(error.to_string())),
+    };
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(CodecError::TooLarge(bytes.len()));
     }
@@ -275,14 +283,17 @@ impl bincode::enc::write::Writer for Compare<'_> {
     }
 }
 
-/// The chain hasher with its context key derived once (deriving it costs as much as hashing a
-/// small record).
-static CHAIN_HASHER: std::sync::LazyLock<blake3::Hasher> =
-    std::sync::LazyLock::new(|| blake3::Hasher::new_derive_key(CHAIN_CONTEXT));
+thread_local! {
+    /// The chain hasher with its context key derived once (deriving it costs as much as hashing
+    /// a small record), reset for each record: a `blake3::Hasher` is about 1.9 KB, so reusing
+    /// one is cheaper than copying a prepared one for every record.
+    static CHAIN_HASHER: std::cell::RefCell<blake3::Hasher> =
+        std::cell::RefCell::new(blake3::Hasher::new_derive_key(CHAIN_CONTEXT));
+}
 
 /// The chain hash of a record's bytes.
 pub fn chain_hash(record_bytes: &[u8]) -> [u8; 32] {
-    CHAIN_HASHER.clone().update(record_bytes).finalize().into()
+    CHAIN_HASHER.with_borrow_mut(|hasher| hasher.reset().update(record_bytes).finalize().into())
 }
 
 /// The RFC 6962 Merkle leaf hash of a record's bytes: SHA-256(0x00 ‖ bytes).

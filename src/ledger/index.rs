@@ -70,10 +70,14 @@ pub fn number_after(prefix: &[u8], key: &[u8]) -> Option<u64> {
 /// The 64-bit hash of an event id under which the id index files it: the first 8 bytes of
 /// BLAKE3 with its own derive-key context. A match is confirmed against the record itself.
 pub fn id_hash(id: &Id) -> u64 {
-    static HASHER: std::sync::LazyLock<blake3::Hasher> = std::sync::LazyLock::new(|| {
-        blake3::Hasher::new_derive_key("chipledger 2026-11 event id index v1")
-    });
-    let hash = HASHER.clone().update(id.as_str().as_bytes()).finalize();
+    thread_local! {
+        // Reset for each id rather than copied from a prepared one (a hasher is about 1.9 KB).
+        static HASHER: std::cell::RefCell<blake3::Hasher> = std::cell::RefCell::new(
+            blake3::Hasher::new_derive_key("chipledger 2026-11 event id index v1"),
+        );
+    }
+    let hash =
+        HASHER.with_borrow_mut(|hasher| hasher.reset().update(id.as_str().as_bytes()).finalize());
     u64::from_le_bytes(hash.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
@@ -135,6 +139,19 @@ impl IdIndex {
             slot = (slot + 1) & mask;
         }
         self.slots[slot] = u32::try_from(seq + 1).expect("fewer than 2^32 - 1 records");
+    }
+
+    /// Makes room for `additional` more records, so that filing them never rebuilds the table
+    /// (each rebuild re-files every record, at random places in memory).
+    pub fn reserve(&mut self, additional: usize) {
+        // The table holds fewer than 2^32 records (slots are `u32`).
+        let additional = additional.min(u32::MAX as usize - self.hashes.len());
+        let records = self.hashes.len() + additional;
+        self.hashes.reserve(additional);
+        let capacity = (records * 2).next_power_of_two().max(16);
+        if capacity > self.slots.len() {
+            self.resize(capacity);
+        }
     }
 
     /// Files the next record's id hash.

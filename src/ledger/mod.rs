@@ -852,6 +852,13 @@ impl Ledger {
         batch
     }
 
+    /// Makes room in the in-memory indexes for `records` more records (an import knows how
+    /// many lines it will read), so they do not grow step by step.
+    pub fn reserve(&mut self, records: u64) {
+        self.ids
+            .reserve(usize::try_from(records).unwrap_or(usize::MAX));
+    }
+
     /// How many records the open batch has staged.
     pub fn staged_count(&self) -> u64 {
         self.staged()
