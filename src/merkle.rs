@@ -87,7 +87,8 @@ impl Tree {
                 break;
             }
             // The tile is full: it is written once, and its root is one hash of the level above.
-            let data = std::mem::take(tile);
+            // The next tile of this level starts at its full size rather than growing to it.
+            let data = std::mem::replace(tile, Vec::with_capacity(TILE_WIDTH * HASH_BYTES));
             let index = (self.size >> (u32::from(TILE_HEIGHT) * level as u32)) / TILE_WIDTH as u64;
             hash = Tile::subtree_hash(&data).0;
             completed.push(TileWrite {

@@ -68,10 +68,12 @@ fn read_blocks<R: BufRead>(
         block.lines.push((number, start..block.text.len()));
         if block.lines.len() == BLOCK_LINES {
             progress(lines);
+            // The next block's text starts at this one's size rather than growing to it.
+            let text_bytes = block.text.len();
             let full = std::mem::replace(
                 &mut block,
                 RawBlock {
-                    text: String::new(),
+                    text: String::with_capacity(text_bytes),
                     lines: Vec::with_capacity(BLOCK_LINES),
                 },
             );

@@ -639,9 +639,12 @@ impl Ledger {
         self.ids.push(id_hash);
         codec::push_entry(&mut self.last_bundle, &bytes);
         if (seq + 1) % BUNDLE_RECORDS == 0 {
-            pending
-                .full_bundles
-                .push((seq / BUNDLE_RECORDS, std::mem::take(&mut self.last_bundle)));
+            // The next bundle starts at this one's size rather than growing to it.
+            let next = Vec::with_capacity(self.last_bundle.len());
+            pending.full_bundles.push((
+                seq / BUNDLE_RECORDS,
+                std::mem::replace(&mut self.last_bundle, next),
+            ));
         }
         if key.date < self.working.max_date {
             pending.late.push((seq, key.date, bytes.to_vec()));

@@ -114,8 +114,9 @@ pub fn timeline_order(a: &Record, b: &Record) -> Ordering {
 #[derive(Clone, Debug, Default)]
 pub struct Affected {
     pub all: bool,
-    pub entities: HashSet<Id>,
-    pub countries: HashSet<Country>,
+    // foldhash, as the state's maps: these sets are made for every decided event.
+    pub entities: HashSet<Id, foldhash::fast::RandomState>,
+    pub countries: HashSet<Country, foldhash::fast::RandomState>,
 }
 
 impl Affected {
