@@ -68,8 +68,9 @@ fn read_blocks<R: BufRead>(
         block.lines.push((number, start..block.text.len()));
         if block.lines.len() == BLOCK_LINES {
             progress(lines);
-            // The next block's text starts at this one's size rather than growing to it.
-            let text_bytes = block.text.len();
+            // The next block's text starts at about this one's size (an eighth more, so that a
+            // slightly longer block does not double it) rather than growing to it.
+            let text_bytes = block.text.len() + block.text.len() / 8;
             let full = std::mem::replace(
                 &mut block,
                 RawBlock {
