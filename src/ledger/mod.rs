@@ -855,8 +855,8 @@ impl Ledger {
         batch
     }
 
-    /// Makes room in the in-memory indexes for `records` more records (an import knows how
-    /// many lines it will read), so they do not grow step by step.
+    /// Makes room in the id index for `records` more records (an import knows how many lines
+    /// it will read), so that its table is not rebuilt each time it doubles.
     pub fn reserve(&mut self, records: u64) {
         self.ids
             .reserve(usize::try_from(records).unwrap_or(usize::MAX));
