@@ -4,9 +4,11 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender};
 
-use crate::codec::{self, BUNDLE_RECORDS, Record};
+use crate::codec::{self, BUNDLE_RECORDS, CodecError, Record};
 use crate::error::Error;
 use crate::ledger::index::{
     self, ID_CHUNK, IDS_PREFIX, LATE_PREFIX, POSITION_CHUNK, POSITIONS_PREFIX, Position,
@@ -15,8 +17,8 @@ use crate::ledger::index::{
 use crate::ledger::reader::PrefixSnapshot;
 use crate::merkle::TILE_WIDTH;
 use crate::rules::snapshot;
-use crate::store::{Head, Store};
-use crate::verify::{Failure, RecordSource, Replay};
+use crate::store::{Bytes, Head, Store};
+use crate::verify::{Decoded, Failure, RecordSource, Replay};
 use crate::view;
 
 /// What a successful audit saw.
@@ -65,6 +67,59 @@ impl RecordSource for StoreSource<'_> {
     }
 }
 
+/// Bundles read and decoded ahead of the replay, each about 50 KiB.
+const READ_AHEAD_BUNDLES: usize = 8;
+
+/// A stored entry bundle as the helper thread hands it to the replay: its bytes, and each
+/// entry's range in them with what the entry's bytes alone give ([`Decoded`]), or why the
+/// bundle's framing is broken.
+struct AheadBundle {
+    index: u64,
+    bytes: Bytes,
+    entries: Result<Vec<(Range<usize>, Decoded)>, CodecError>,
+}
+
+/// The helper thread of [`verify_store`]: reads every bundle in key order, splits and decodes
+/// it, and sends it on, until the replay stops taking them or a bundle cannot be read or split
+/// (the replay reports that bundle when it reaches it). Decoding and hashing are about half of
+/// the audit's work, and need no earlier record.
+fn read_ahead(
+    store: &Store,
+    sender: SyncSender<Result<AheadBundle, Error>>,
+    spent: Receiver<AheadBundle>,
+) {
+    for item in store.bundles_from(0) {
+        spent.try_iter().for_each(drop);
+        let bundle = item.map_err(Error::from).map(|(index, bytes)| {
+            let entries = codec::bundle_entry_ranges(&bytes).map(|ranges| {
+                ranges
+                    .into_iter()
+                    .map(|range| {
+                        let decoded = Decoded::of(&bytes[range.clone()]);
+                        (range, decoded)
+                    })
+                    .collect()
+            });
+            AheadBundle {
+                index,
+                bytes,
+                entries,
+            }
+        });
+        let last = bundle
+            .as_ref()
+            .map_or(true, |bundle| bundle.entries.is_err());
+        // A closed channel means the replay stopped: so does the reader.
+        if sender.send(bundle).is_err() || last {
+            break;
+        }
+    }
+    // The replay's loop ends when this sender is gone; then it hands back its last bundles
+    // and closes the return channel.
+    drop(sender);
+    spent.iter().for_each(drop);
+}
+
 /// Verifies the ledger in `store_dir` from its bytes up.
 pub fn verify_store(
     store_dir: &Path,
@@ -81,44 +136,60 @@ pub fn verify_store(
     let mut replay = Replay::new();
     let mut voids = 0u64;
     let mut root_at = None;
-    for (expected_bundle, item) in (0u64..).zip(store.bundles_from(0)) {
-        let (bundle_index, bytes) = item?;
-        if bundle_index != expected_bundle {
-            return Err(store_failure(format!(
-                "record {}: entry bundle {expected_bundle} is missing (the next stored bundle is {bundle_index})",
-                expected_bundle * BUNDLE_RECORDS
-            )));
+    std::thread::scope(|scope| {
+        let (sender, ahead) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
+        // Replayed bundles go back to the helper to be freed on the thread that allocated
+        // them, as in `Reader::for_each` (tools/bench/PROFILE.md, goal 2).
+        let (spent_sender, spent) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
+        let store = &store;
+        scope.spawn(move || read_ahead(store, sender, spent));
+        for (expected_bundle, item) in (0u64..).zip(ahead) {
+            let mut bundle: AheadBundle = item?;
+            if bundle.index != expected_bundle {
+                return Err(store_failure(format!(
+                    "record {}: entry bundle {expected_bundle} is missing (the next stored bundle is {})",
+                    expected_bundle * BUNDLE_RECORDS,
+                    bundle.index
+                )));
+            }
+            let entries = bundle.entries.as_mut().map_err(|error| {
+                store_failure(format!(
+                    "record {}: bundle {}: {error}",
+                    bundle.index * BUNDLE_RECORDS,
+                    bundle.index
+                ))
+            })?;
+            let count = entries.len() as u64;
+            for (range, decoded) in entries {
+                let record = replay
+                    .push(&bundle.bytes[range.clone()], decoded, &source)
+                    .map_err(failed)?;
+                if matches!(record.event.body, codec::Body::Void(_)) {
+                    voids += 1;
+                }
+                for tile in replay.take_completed_tiles() {
+                    check_tile(store, tile.level, tile.index, &tile.data)?;
+                }
+                if want_root_at == Some(replay.size()) {
+                    root_at = Some((replay.size(), replay.root()));
+                }
+                if snapshots.contains(&replay.size()) {
+                    check_snapshot(store, &replay)?;
+                }
+            }
+            if count != BUNDLE_RECORDS && (bundle.index + 1) * BUNDLE_RECORDS < head.size {
+                return Err(store_failure(format!(
+                    "record {}: entry bundle {} holds {count} records; a full bundle holds 256",
+                    bundle.index * BUNDLE_RECORDS + count,
+                    bundle.index
+                )));
+            }
+            progress(replay.size(), head.size);
+            // When the helper's queue is full (or it has stopped), the bundle is freed here.
+            let _ = spent_sender.try_send(bundle);
         }
-        let entries = codec::bundle_entries(&bytes).map_err(|error| {
-            store_failure(format!(
-                "record {}: entry bundle {bundle_index} {error}",
-                bundle_index * BUNDLE_RECORDS
-            ))
-        })?;
-        let count = entries.len() as u64;
-        for entry in entries {
-            let record = replay.push(entry, &source).map_err(failed)?;
-            if matches!(record.event.body, codec::Body::Void(_)) {
-                voids += 1;
-            }
-            for tile in replay.take_completed_tiles() {
-                check_tile(&store, tile.level, tile.index, &tile.data)?;
-            }
-            if want_root_at == Some(replay.size()) {
-                root_at = Some((replay.size(), replay.root()));
-            }
-            if snapshots.contains(&replay.size()) {
-                check_snapshot(&store, &replay)?;
-            }
-        }
-        if count != BUNDLE_RECORDS && (bundle_index + 1) * BUNDLE_RECORDS < head.size {
-            return Err(store_failure(format!(
-                "record {}: entry bundle {bundle_index} holds {count} records; a full bundle holds 256",
-                bundle_index * BUNDLE_RECORDS + count,
-            )));
-        }
-        progress(replay.size(), head.size);
-    }
+        Ok(())
+    })?;
     check_head(&store, &head, &replay)?;
     check_derived(&store, &replay)?;
     Ok(Audit {
@@ -401,10 +472,11 @@ pub fn verify_export(
             store_failure(format!("record {seq}: line {number} {message}"))
         })?;
         source.offsets.borrow_mut().push(offset);
+        let mut decoded = Decoded::of(&bytes);
         let record = replay
-            .push(&bytes, &source)
+            .push(&bytes, &mut decoded, &source)
             .map_err(|failure| store_failure(format!("{failure} (line {number})")))?;
-        let expected = view::export_line(&record, &bytes);
+        let expected = view::export_line(record, &bytes);
         if value != expected {
             let field = differing_field(&value, &expected);
             return Err(store_failure(format!(

@@ -146,11 +146,42 @@ impl<Context> bincode::Decode<Context> for Id {
     fn decode<D: bincode::de::Decoder<Context = Context>>(
         decoder: &mut D,
     ) -> Result<Self, bincode::error::DecodeError> {
-        let text = String::decode(decoder)?;
-        Id::parse(&text).map_err(|_| bincode::error::DecodeError::Other("invalid identifier"))
+        Id::decode_with(decoder, Id::parse)
     }
 }
 bincode::impl_borrow_decode!(Id);
+
+impl Id {
+    /// Decodes an identifier that names one event (an event id, a void's target) without the
+    /// cache of [`Id::parse`], as [`Id::parse_unique`] parses one.
+    pub fn decode_unique<D: bincode::de::Decoder>(
+        decoder: &mut D,
+    ) -> Result<Id, bincode::error::DecodeError> {
+        Id::decode_with(decoder, Id::parse_unique)
+    }
+
+    /// Decodes an identifier encoded as a string (a length, then the bytes) through a buffer
+    /// on the stack, not a `String`: an identifier is at most [`MAX_ID_BYTES`] long, and a
+    /// repeated one (nearly all) then costs no allocation at all.
+    fn decode_with<D: bincode::de::Decoder>(
+        decoder: &mut D,
+        make: fn(&str) -> Result<Id, String>,
+    ) -> Result<Id, bincode::error::DecodeError> {
+        use bincode::de::read::Reader;
+        let invalid = || bincode::error::DecodeError::Other("invalid identifier");
+        let length = <u64 as bincode::Decode<D::Context>>::decode(decoder)?;
+        let length = usize::try_from(length)
+            .ok()
+            .filter(|length| *length <= MAX_ID_BYTES)
+            .ok_or_else(invalid)?;
+        decoder.claim_container_read::<u8>(length)?;
+        let mut buffer = [0u8; MAX_ID_BYTES];
+        decoder.reader().read(&mut buffer[..length])?;
+        let text = std::str::from_utf8(&buffer[..length])
+            .map_err(|inner| bincode::error::DecodeError::Utf8 { inner })?;
+        make(text).map_err(|_| invalid())
+    }
+}
 
 /// Free text: 1 to 512 bytes of UTF-8 without control characters.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -45,6 +45,25 @@ fn fail(seq: u64, message: impl Into<String>) -> Failure {
     }
 }
 
+/// What a record's bytes give without any earlier record: the record decoded (with the canonical
+/// check) and its subjects, its chain hash and its Merkle leaf hash. It is about half of a
+/// replay's work, so an audit of the store computes it on a helper thread ahead of [`Replay`].
+pub struct Decoded {
+    record: Result<(Record, Vec<Subject>), codec::CodecError>,
+    chain: [u8; 32],
+    leaf: [u8; 32],
+}
+
+impl Decoded {
+    pub fn of(bytes: &[u8]) -> Decoded {
+        Decoded {
+            record: codec::decode_record_subjects(bytes),
+            chain: codec::chain_hash(bytes),
+            leaf: codec::leaf_hash(bytes),
+        }
+    }
+}
+
 /// A replay in progress.
 pub struct Replay {
     state: Option<State>,
@@ -205,14 +224,17 @@ impl Replay {
         Ok(later)
     }
 
-    /// Checks one record's bytes and replays it.
-    pub fn push(
+    /// Checks one record's bytes and replays it. `decoded` is [`Decoded::of`] these bytes.
+    pub fn push<'d>(
         &mut self,
         bytes: &[u8],
+        decoded: &'d mut Decoded,
         source: &dyn RecordSource,
-    ) -> Result<Arc<Record>, Failure> {
+    ) -> Result<&'d Record, Failure> {
         let seq = self.size;
-        let (record, subjects) = codec::decode_record_subjects(bytes)
+        let (record, subjects) = decoded
+            .record
+            .as_mut()
             .map_err(|error| fail(seq, format!("the bytes {error}")))?;
         if record.seq != seq {
             return Err(fail(
@@ -245,11 +267,11 @@ impl Replay {
                 ));
             }
         }
-        let key = TimelineKey::of(&record);
+        let key = TimelineKey::of(record);
         let hash = id_hash(&record.event.id);
         match (&mut self.state, &record.event.body) {
             (None, Body::Genesis(_)) => {
-                let state = State::from_genesis(&record).map_err(|error| fail(seq, error.0))?;
+                let state = State::from_genesis(record).map_err(|error| fail(seq, error.0))?;
                 self.state = Some(state);
                 if !record.links.is_empty() {
                     return Err(fail(seq, "the genesis record has back-links"));
@@ -257,10 +279,10 @@ impl Replay {
             }
             (None, _) => return Err(fail(seq, "the log does not start with a genesis record")),
             (Some(_), Body::Genesis(_)) => return Err(fail(seq, "a second genesis record")),
-            (Some(_), _) => self.replay(&record, &subjects, hash, key, source)?,
+            (Some(_), _) => self.replay(record, subjects, hash, key, source)?,
         }
         self.ids.push(hash);
-        let chain = codec::chain_hash(bytes);
+        let chain = decoded.chain;
         if self.size > 0 && key.date < self.max_dates[self.size as usize - 1] {
             self.late.push((seq, key.date, chain));
         }
@@ -279,18 +301,20 @@ impl Replay {
         } else {
             self.positions[bundle] = position;
         }
-        self.tree
-            .push(codec::leaf_hash(bytes), &mut self.completed_tiles);
+        self.tree.push(decoded.leaf, &mut self.completed_tiles);
         self.last_chain = chain;
         self.last_recorded_at = Some(record.recorded_at);
         self.size += 1;
-        self.window.push(&record, &subjects, bytes);
-        Ok(Arc::new(record))
+        self.window.push(record, subjects, bytes);
+        Ok(record)
     }
 
+    /// Replays `record` on the state. The rules decide it from its event alone; its stored
+    /// outcome is set aside meanwhile (and compared with theirs), which spares a copy of every
+    /// record.
     fn replay(
         &mut self,
-        record: &Record,
+        record: &mut Record,
         subjects: &[Subject],
         id_hash: u64,
         key: TimelineKey,
@@ -327,13 +351,15 @@ impl Replay {
         } else {
             Vec::new()
         };
-        let mut replayed = record.clone();
         let state = self.state.as_mut().expect("genesis was replayed");
         let void_target = target.as_ref().map(|target| VoidTarget {
             record: target,
             voided: state.facts.voided.contains_key(&target.seq),
         });
-        match rules::admit(state, &mut replayed, today, void_target, &later, &reads) {
+        let stored = std::mem::replace(&mut record.outcome, Outcome::None);
+        let admitted = rules::admit(state, record, today, void_target, &later, &reads);
+        let replayed = std::mem::replace(&mut record.outcome, stored);
+        match admitted {
             Ok(_) => {}
             Err(Rejection::Refused(refusal)) => {
                 return Err(fail(
@@ -349,15 +375,17 @@ impl Replay {
                 return Err(fail(seq, format!("the log does not add up here: {error}")));
             }
         }
-        if replayed.outcome != record.outcome {
+        if replayed != record.outcome {
             // Take the replayed record out again, so the state stays the fold of the log.
-            let _ = state.unapply(&replayed);
+            let stored = std::mem::replace(&mut record.outcome, replayed);
+            let _ = state.unapply(record);
+            let replayed = std::mem::replace(&mut record.outcome, stored);
             return Err(fail(
                 seq,
                 format!(
                     "its stored outcome differs from the replay: stored {}, replayed {}",
                     describe_outcome(&record.outcome),
-                    describe_outcome(&replayed.outcome)
+                    describe_outcome(&replayed)
                 ),
             ));
         }

@@ -57,16 +57,22 @@ fn verify_fails(ledger: &TestLedger, words: &[&str]) {
     }
 }
 
+/// Where entry `index` of an entry bundle starts (its length prefix).
+fn entry_offset(bundle: &[u8], index: usize) -> usize {
+    let mut offset = 0;
+    for _ in 0..index {
+        offset += 2 + usize::from(u16::from_be_bytes([bundle[offset], bundle[offset + 1]]));
+    }
+    offset
+}
+
 #[test]
 fn a_flipped_byte_in_a_stored_record_is_named() {
     let ledger = fresh();
     tamper(&ledger, |store| {
         let mut bundle = store.bundle(1).unwrap().unwrap().to_vec();
-        // Record 256 + 3: skip three entries, then flip a byte inside the fourth record.
-        let mut offset = 0;
-        for _ in 0..3 {
-            offset += 2 + usize::from(u16::from_be_bytes([bundle[offset], bundle[offset + 1]]));
-        }
+        // Record 256 + 3: flip a byte inside the fourth record.
+        let offset = entry_offset(&bundle, 3);
         bundle[offset + 2 + 60] ^= 0x04;
         Batch {
             bundles: vec![(1, bundle)],
@@ -95,6 +101,21 @@ fn a_swapped_or_missing_bundle_is_named() {
         ..Batch::default()
     });
     verify_fails(&ledger, &["record 256:"]);
+}
+
+#[test]
+fn a_bundle_cut_inside_an_entry_is_named() {
+    let ledger = fresh();
+    tamper(&ledger, |store| {
+        let mut bundle = store.bundle(1).unwrap().unwrap().to_vec();
+        let offset = entry_offset(&bundle, 3);
+        bundle.truncate(offset + 2 + 10);
+        Batch {
+            bundles: vec![(1, bundle)],
+            ..Batch::default()
+        }
+    });
+    verify_fails(&ledger, &["record 256: bundle 1:", "entry 3 claims"]);
 }
 
 fn tamper_read<T>(ledger: &TestLedger, read: impl FnOnce(&Store) -> T) -> T {

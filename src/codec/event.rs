@@ -12,11 +12,25 @@ use super::ruleset::Ruleset;
 
 /// An event as the caller submitted it (its `id` and fields), without its `effective` date,
 /// which the record holds beside it.
-#[derive(Clone, PartialEq, Eq, Debug, bincode::Encode, bincode::Decode)]
+#[derive(Clone, PartialEq, Eq, Debug, bincode::Encode)]
 pub struct Event {
     pub id: Id,
     pub body: Body,
 }
+
+/// As derived (the fields in order), but the event id is decoded without the identifier cache:
+/// it names one event, and would evict the names events repeat.
+impl<Context> bincode::Decode<Context> for Event {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        Ok(Event {
+            id: Id::decode_unique(decoder)?,
+            body: Body::decode(decoder)?,
+        })
+    }
+}
+bincode::impl_borrow_decode!(Event);
 
 /// What happened. One variant per event type of framework.md section 5, plus the two the
 /// ledger writes itself: `Genesis` (record 0) and `Commitment` (at checkpoint time).
@@ -130,11 +144,24 @@ pub struct WeightsHostingEvent {
     pub secured: bool,
 }
 
-#[derive(Clone, PartialEq, Eq, Debug, bincode::Encode, bincode::Decode)]
+#[derive(Clone, PartialEq, Eq, Debug, bincode::Encode)]
 pub struct VoidEvent {
     pub target: Id,
     pub reason: Text,
 }
+
+/// As derived; the target, an event id, is decoded without the identifier cache (see [`Event`]).
+impl<Context> bincode::Decode<Context> for VoidEvent {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        Ok(VoidEvent {
+            target: Id::decode_unique(decoder)?,
+            reason: Text::decode(decoder)?,
+        })
+    }
+}
+bincode::impl_borrow_decode!(VoidEvent);
 
 /// Written by the ledger when it signs a checkpoint: a Merkle root over every subject's latest
 /// sequence number and state digest (FORMAT.md, "Commitment"), so that a compliance proof can

@@ -370,10 +370,19 @@ pub fn bundle_entry(bundle: &[u8], offset: usize) -> Result<&[u8], CodecError> {
     unreachable!("the loop returns at `offset`")
 }
 
+/// The records' bytes in an entry bundle, in order (FORMAT.md section 4).
 pub fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
+    let ranges = bundle_entry_ranges(bundle)?;
+    Ok(ranges.into_iter().map(|range| &bundle[range]).collect())
+}
+
+/// [`bundle_entries`] as byte ranges of the bundle, for a bundle handed to another thread with
+/// its entries already found.
+pub fn bundle_entry_ranges(bundle: &[u8]) -> Result<Vec<std::ops::Range<usize>>, CodecError> {
     let mut entries = Vec::new();
-    let mut rest = bundle;
-    while !rest.is_empty() {
+    let mut start = 0;
+    while start < bundle.len() {
+        let rest = &bundle[start..];
         if rest.len() < 2 {
             return Err(CodecError::BadBundle("a length prefix is cut short".into()));
         }
@@ -385,8 +394,8 @@ pub fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
                 rest.len() - 2
             )));
         }
-        entries.push(&rest[2..2 + length]);
-        rest = &rest[2 + length..];
+        entries.push(start + 2..start + 2 + length);
+        start += 2 + length;
         if entries.len() as u64 > BUNDLE_RECORDS {
             return Err(CodecError::BadBundle("more than 256 entries".into()));
         }

@@ -32,9 +32,14 @@ impl Links {
 
     /// [`Links::link`] for a record whose subjects the caller has at hand.
     pub fn link_subjects(&mut self, seq: u64, subjects: &[Subject]) -> Vec<Option<u64>> {
+        // A subject seen before (nearly every one) is updated in place: inserting would clone
+        // its key only to drop the clone again.
         subjects
             .iter()
-            .map(|subject| self.last.insert(subject.clone(), seq))
+            .map(|subject| match self.last.get_mut(subject) {
+                Some(last) => Some(std::mem::replace(last, seq)),
+                None => self.last.insert(subject.clone(), seq),
+            })
             .collect()
     }
 
@@ -94,8 +99,16 @@ impl Paths {
 /// The records of one entry bundle, each with its canonical bytes.
 pub(crate) type DecodedBundle = Arc<Vec<(Vec<u8>, Record)>>;
 
-/// Bundles a range must span to be read on a helper thread ([`Reader::for_each`]).
+/// Bundles a range must span to be read on helper threads ([`Reader::for_each`]), and the
+/// bundles each of them decodes ahead.
 const READ_AHEAD_BUNDLES: u64 = 4;
+
+/// Threads that decode bundles for [`Reader::for_each`]: one per core, up to four. Decoding a
+/// record costs about twice as much as folding it (tools/bench/PROFILE.md, goal 2), so one
+/// decoder alone leaves the folding thread waiting.
+fn decoders() -> u64 {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get().clamp(1, 4)) as u64
+}
 
 struct BundleCache {
     /// (bundle index, decoded records), most recent last.
@@ -363,8 +376,8 @@ impl Reader {
     }
 
     /// Calls `visit` with each record in `from..to`, in order. A long range is read and
-    /// decoded on a helper thread, a few bundles ahead of `visit`: decoding costs about as much
-    /// as folding, and the two then share the machine's cores.
+    /// decoded on helper threads ([`decoders`]), a few bundles ahead of `visit`: decoding costs
+    /// more than folding, and they then share the machine's cores.
     pub fn for_each(
         &self,
         from: u64,
@@ -399,50 +412,66 @@ impl Reader {
     ) -> Result<(), Error> {
         let (first, last) = (from / BUNDLE_RECORDS, (to - 1) / BUNDLE_RECORDS);
         let store: &Store = &self.store;
+        let decoders = decoders();
         std::thread::scope(|scope| {
-            let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES as usize);
-            // Visited bundles go back to the helper to be freed where they were allocated: freed
-            // here, each of their allocations would take the lock of the helper's heap while the
-            // helper allocates from it. A replay of 1,000,000 records took about half as long
-            // once they went back (tools/bench/PROFILE.md, goal 2).
-            let (spent_sender, spent) = std::sync::mpsc::sync_channel::<Vec<(Vec<u8>, Record)>>(
-                READ_AHEAD_BUNDLES as usize,
-            );
-            scope.spawn(move || {
-                for index in first..=last {
-                    spent.try_iter().for_each(drop);
-                    let decoded = store
-                        .bundle(index)
-                        .map_err(Error::Store)
-                        .and_then(|bytes| {
-                            bytes.ok_or_else(|| corrupt(format!("entry bundle {index} is missing")))
-                        })
-                        .and_then(|bytes| decode_bundle(index, &bytes));
-                    let failed = decoded.is_err();
-                    // A closed channel means the visitor stopped: so does the reader.
-                    if sender
-                        .send(decoded.map(|records| (index, records)))
-                        .is_err()
-                        || failed
-                    {
-                        break;
-                    }
-                }
-                // The visitor's loop ends when this side's sender is gone; then it hands back
-                // its last bundles and closes the return channel.
-                drop(sender);
-                spent.iter().for_each(drop);
-            });
+            // One lane per decoding thread: decoder `k` takes bundles `first + k`, `first + k +
+            // decoders`, and so on, and the visitor takes them from the lanes in turn, so they
+            // arrive in order.
+            let lanes: Vec<_> = (0..decoders)
+                .map(|decoder| {
+                    let (sender, receiver) =
+                        std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES as usize);
+                    // Visited bundles go back to their decoder to be freed where they were
+                    // allocated: freed here, each of their allocations would take the lock of
+                    // the decoder's heap while it allocates from it. A replay of 1,000,000
+                    // records took about half as long once they went back
+                    // (tools/bench/PROFILE.md, goal 2).
+                    let (spent_sender, spent) = std::sync::mpsc::sync_channel::<
+                        Vec<(Vec<u8>, Record)>,
+                    >(READ_AHEAD_BUNDLES as usize);
+                    scope.spawn(move || {
+                        for index in (first + decoder..=last).step_by(decoders as usize) {
+                            spent.try_iter().for_each(drop);
+                            let decoded = store
+                                .bundle(index)
+                                .map_err(Error::Store)
+                                .and_then(|bytes| {
+                                    bytes.ok_or_else(|| {
+                                        corrupt(format!("entry bundle {index} is missing"))
+                                    })
+                                })
+                                .and_then(|bytes| decode_bundle(index, &bytes));
+                            let failed = decoded.is_err();
+                            // A closed channel means the visitor stopped: so does the decoder.
+                            if sender
+                                .send(decoded.map(|records| (index, records)))
+                                .is_err()
+                                || failed
+                            {
+                                break;
+                            }
+                        }
+                        // The visitor stops taking from this lane when this sender is gone;
+                        // then it hands back its last bundles and closes the return channel.
+                        drop(sender);
+                        spent.iter().for_each(drop);
+                    });
+                    (receiver, spent_sender)
+                })
+                .collect();
             let mut seq = from;
-            for item in receiver {
-                let (index, records) = item?;
-                assert_eq!(index, seq / BUNDLE_RECORDS, "bundles arrive in order");
+            for index in first..=last {
+                let (receiver, spent_sender) = &lanes[((index - first) % decoders) as usize];
+                // A decoder stops only after sending an error, which an earlier turn returned.
+                let Ok(item) = receiver.recv() else { break };
+                let (decoded_index, records) = item?;
+                assert_eq!(decoded_index, index, "bundles arrive in order");
                 let start = (seq % BUNDLE_RECORDS) as usize;
                 let end = ((to - index * BUNDLE_RECORDS) as usize).min(records.len());
                 for (bytes, record) in records.get(start..end).unwrap_or_default() {
                     visit(bytes, record)?;
                 }
-                // The helper takes bundles back until this side's handle is dropped; when its
+                // The decoder takes bundles back until this side's handle is dropped; when its
                 // queue is full (or it has panicked), the bundle is freed here instead.
                 let _ = spent_sender.try_send(records);
                 if end <= start {
@@ -450,7 +479,7 @@ impl Reader {
                 }
                 seq += (end - start) as u64;
             }
-            drop(spent_sender);
+            drop(lanes);
             if seq != to {
                 return Err(corrupt(format!("record {seq} is missing from its bundle")));
             }
