@@ -50,14 +50,20 @@ fn fail(seq: u64, message: impl Into<String>) -> Failure {
 /// replay's work, so an audit of the store computes it on a helper thread ahead of [`Replay`].
 pub struct Decoded {
     record: Result<(Record, Vec<Subject>), codec::CodecError>,
+    /// The id index's hash of the record's event id; 0 if the record does not decode.
+    id_hash: u64,
     chain: [u8; 32],
     leaf: [u8; 32],
 }
 
 impl Decoded {
     pub fn of(bytes: &[u8]) -> Decoded {
+        let record = codec::decode_record_subjects(bytes);
         Decoded {
-            record: codec::decode_record_subjects(bytes),
+            id_hash: record
+                .as_ref()
+                .map_or(0, |(record, _)| id_hash(&record.event.id)),
+            record,
             chain: codec::chain_hash(bytes),
             leaf: codec::leaf_hash(bytes),
         }
@@ -268,7 +274,7 @@ impl Replay {
             }
         }
         let key = TimelineKey::of(record);
-        let hash = id_hash(&record.event.id);
+        let hash = decoded.id_hash;
         match (&mut self.state, &record.event.body) {
             (None, Body::Genesis(_)) => {
                 let state = State::from_genesis(record).map_err(|error| fail(seq, error.0))?;

@@ -1,6 +1,7 @@
 //! Reading a ledger: records by position, the log at any size, state at any date.
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use crate::date::{Date, Instant};
 use crate::error::Error;
 use crate::merkle::{TileSource, Tree};
 use crate::rules::{FoldError, Params, State, TimelineKey, snapshot};
-use crate::store::{Head, Store, StoreError};
+use crate::store::{Bytes, Head, Store, StoreError};
 
 use super::index::{
     self, LATE_PREFIX, POSITION_CHUNK, POSITIONS_PREFIX, Position, SNAPSHOT_PREFIX,
@@ -97,7 +98,40 @@ impl Paths {
 }
 
 /// The records of one entry bundle, each with its canonical bytes.
-pub(crate) type DecodedBundle = Arc<Vec<(Vec<u8>, Record)>>;
+/// A stored entry bundle with its records decoded. Each record's bytes are a range of the
+/// bundle's own bytes, not a copy: a replay, which never reads them, then allocates nothing for
+/// them.
+pub(crate) struct DecodedBundle {
+    bytes: Bytes,
+    records: Vec<(Range<usize>, Record)>,
+}
+
+impl DecodedBundle {
+    /// The record at `offset` in the bundle, with its bytes.
+    pub(crate) fn get(&self, offset: usize) -> Option<(&[u8], &Record)> {
+        self.records
+            .get(offset)
+            .map(|(range, record)| (&self.bytes[range.clone()], record))
+    }
+
+    /// The records at `offsets` in the bundle (as many of them as it holds), with their bytes.
+    fn entries(&self, offsets: Range<usize>) -> impl Iterator<Item = (&[u8], &Record)> {
+        let end = offsets.end.min(self.records.len());
+        self.records
+            .get(offsets.start..end)
+            .unwrap_or_default()
+            .iter()
+            .map(|(range, record)| (&self.bytes[range.clone()], record))
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn records(&self) -> impl DoubleEndedIterator<Item = &Record> {
+        self.records.iter().map(|(_, record)| record)
+    }
+}
 
 /// Bundles a range must span to be read on helper threads ([`Reader::for_each`]), and the
 /// bundles each of them decodes ahead.
@@ -112,7 +146,7 @@ fn decoders() -> u64 {
 
 struct BundleCache {
     /// (bundle index, decoded records), most recent last.
-    entries: Vec<(u64, DecodedBundle)>,
+    entries: Vec<(u64, Arc<DecodedBundle>)>,
 }
 
 /// A read-only view of a ledger.
@@ -155,7 +189,8 @@ impl Reader {
         let first = store
             .bundle(0)?
             .ok_or_else(|| corrupt("entry bundle 0 is missing".into()))?;
-        let genesis = decode_bundle(0, &first)?
+        let genesis = decode_bundle(0, first)?
+            .records
             .into_iter()
             .next()
             .map(|(_, record)| record)
@@ -250,7 +285,7 @@ impl Reader {
 
     /// The decoded records of a bundle, with their bytes; every record is checked to be
     /// canonical and to carry the sequence number of its place.
-    pub(crate) fn bundle(&self, index: u64) -> Result<DecodedBundle, Error> {
+    pub(crate) fn bundle(&self, index: u64) -> Result<Arc<DecodedBundle>, Error> {
         if let Some((_, records)) = self
             .cache
             .borrow()
@@ -264,7 +299,7 @@ impl Reader {
             .store
             .bundle(index)?
             .ok_or_else(|| corrupt(format!("entry bundle {index} is missing")))?;
-        let records = Arc::new(decode_bundle(index, &bytes)?);
+        let records = Arc::new(decode_bundle(index, bytes)?);
         let mut cache = self.cache.borrow_mut();
         if cache.entries.len() >= CACHED_BUNDLES {
             cache.entries.remove(0);
@@ -340,7 +375,7 @@ impl Reader {
         let bundle = self.bundle(seq / BUNDLE_RECORDS)?;
         bundle
             .get((seq % BUNDLE_RECORDS) as usize)
-            .cloned()
+            .map(|(bytes, record)| (bytes.to_vec(), record.clone()))
             .ok_or_else(|| corrupt(format!("record {seq} is missing from its bundle")))
     }
 
@@ -393,7 +428,7 @@ impl Reader {
             let bundle = self.bundle(seq / BUNDLE_RECORDS)?;
             let start = (seq % BUNDLE_RECORDS) as usize;
             let end = ((to - (seq - start as u64)) as usize).min(bundle.len());
-            for (bytes, record) in &bundle[start..end] {
+            for (bytes, record) in bundle.entries(start..end) {
                 visit(bytes, record)?;
             }
             seq += (end - start) as u64;
@@ -426,9 +461,8 @@ impl Reader {
                     // the decoder's heap while it allocates from it. A replay of 1,000,000
                     // records took about half as long once they went back
                     // (tools/bench/PROFILE.md, goal 2).
-                    let (spent_sender, spent) = std::sync::mpsc::sync_channel::<
-                        Vec<(Vec<u8>, Record)>,
-                    >(READ_AHEAD_BUNDLES as usize);
+                    let (spent_sender, spent) =
+                        std::sync::mpsc::sync_channel::<DecodedBundle>(READ_AHEAD_BUNDLES as usize);
                     scope.spawn(move || {
                         for index in (first + decoder..=last).step_by(decoders as usize) {
                             spent.try_iter().for_each(drop);
@@ -440,7 +474,7 @@ impl Reader {
                                         corrupt(format!("entry bundle {index} is missing"))
                                     })
                                 })
-                                .and_then(|bytes| decode_bundle(index, &bytes));
+                                .and_then(|bytes| decode_bundle(index, bytes));
                             let failed = decoded.is_err();
                             // A closed channel means the visitor stopped: so does the decoder.
                             if sender
@@ -468,7 +502,7 @@ impl Reader {
                 assert_eq!(decoded_index, index, "bundles arrive in order");
                 let start = (seq % BUNDLE_RECORDS) as usize;
                 let end = ((to - index * BUNDLE_RECORDS) as usize).min(records.len());
-                for (bytes, record) in records.get(start..end).unwrap_or_default() {
+                for (bytes, record) in records.entries(start..end) {
                     visit(bytes, record)?;
                 }
                 // The decoder takes bundles back until this side's handle is dropped; when its
@@ -502,7 +536,7 @@ impl Reader {
             self.positions[bundle as usize - 1].max_date
         };
         let records = self.bundle(bundle)?;
-        for (_, record) in records.iter() {
+        for record in records.records() {
             max = max.max(TimelineKey::of(record).date);
             if max > date {
                 return Ok(record.seq);
@@ -523,7 +557,7 @@ impl Reader {
             return Ok(self.head.size);
         }
         let records = self.bundle(bundle)?;
-        for (_, record) in records.iter() {
+        for record in records.records() {
             if record.recorded_at > instant {
                 return Ok(record.seq);
             }
@@ -626,7 +660,7 @@ impl Reader {
         // Bundle by bundle from the last, each one's records latest first.
         for index in (size / BUNDLE_RECORDS..=(after - 1) / BUNDLE_RECORDS).rev() {
             let records = self.bundle(index)?;
-            for (_, record) in records.iter().rev() {
+            for record in records.records().rev() {
                 if (size..after).contains(&record.seq) {
                     state
                         .unapply(record)
@@ -775,15 +809,16 @@ impl TileSource for Reader {
 }
 
 /// Decodes every record of a stored bundle, checking canonical form and sequence numbers.
-pub(crate) fn decode_bundle(index: u64, bytes: &[u8]) -> Result<Vec<(Vec<u8>, Record)>, Error> {
-    let entries = codec::bundle_entries(bytes)
+pub(crate) fn decode_bundle(index: u64, bytes: Bytes) -> Result<DecodedBundle, Error> {
+    let ranges = codec::bundle_entry_ranges(&bytes)
         .map_err(|error| corrupt(format!("bundle {index}: {error}")))?;
-    let mut records = Vec::with_capacity(entries.len());
-    for (offset, entry) in entries.into_iter().enumerate() {
+    let mut records = Vec::with_capacity(ranges.len());
+    for (offset, range) in ranges.into_iter().enumerate() {
         let seq = index * BUNDLE_RECORDS + offset as u64;
-        records.push((entry.to_vec(), decode_stored(seq, entry)?));
+        let record = decode_stored(seq, &bytes[range.clone()])?;
+        records.push((range, record));
     }
-    Ok(records)
+    Ok(DecodedBundle { bytes, records })
 }
 
 /// The record count a prefix snapshot's key names.
