@@ -330,7 +330,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let _ = decode_record(&bytes);
-        let _ = bundle_entries(&bytes);
+        let _ = bundle_entry_ranges(&bytes);
     }
 }
 

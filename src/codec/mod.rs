@@ -350,7 +350,6 @@ pub fn push_entry(bundle: &mut Vec<u8>, record_bytes: &[u8]) {
     bundle.extend_from_slice(record_bytes);
 }
 
-/// Splits an entry bundle into its entries.
 /// Entry `offset` of an entry bundle, without slicing the rest.
 pub fn bundle_entry(bundle: &[u8], offset: usize) -> Result<&[u8], CodecError> {
     let mut rest = bundle;
@@ -370,14 +369,8 @@ pub fn bundle_entry(bundle: &[u8], offset: usize) -> Result<&[u8], CodecError> {
     unreachable!("the loop returns at `offset`")
 }
 
-/// The records' bytes in an entry bundle, in order (FORMAT.md section 4).
-pub fn bundle_entries(bundle: &[u8]) -> Result<Vec<&[u8]>, CodecError> {
-    let ranges = bundle_entry_ranges(bundle)?;
-    Ok(ranges.into_iter().map(|range| &bundle[range]).collect())
-}
-
-/// [`bundle_entries`] as byte ranges of the bundle, for a bundle handed to another thread with
-/// its entries already found.
+/// Where each record's bytes lie in an entry bundle, in order (FORMAT.md section 4): ranges
+/// rather than slices, so that a bundle handed to another thread keeps its entries found.
 pub fn bundle_entry_ranges(bundle: &[u8]) -> Result<Vec<std::ops::Range<usize>>, CodecError> {
     let mut entries = Vec::new();
     let mut start = 0;

@@ -97,7 +97,6 @@ impl Paths {
     }
 }
 
-/// The records of one entry bundle, each with its canonical bytes.
 /// A stored entry bundle with its records decoded. Each record's bytes are a range of the
 /// bundle's own bytes, not a copy: a replay, which never reads them, then allocates nothing for
 /// them.
@@ -189,12 +188,10 @@ impl Reader {
         let first = store
             .bundle(0)?
             .ok_or_else(|| corrupt("entry bundle 0 is missing".into()))?;
-        let genesis = decode_bundle(0, first)?
-            .records
-            .into_iter()
-            .next()
-            .map(|(_, record)| record)
-            .ok_or_else(|| corrupt("the log has no genesis record".into()))?;
+        // Only the genesis record: every command opens a reader, and `verify` checks the rest.
+        let entry = codec::bundle_entry(&first, 0)
+            .map_err(|error| corrupt(format!("the log has no genesis record: {error}")))?;
+        let genesis = decode_stored(0, entry)?;
         let Body::Genesis(first) = &genesis.event.body else {
             return Err(corrupt("record 0 is not a genesis record".into()));
         };
