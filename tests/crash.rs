@@ -1,6 +1,9 @@
 //! The crash harness: an import or an append runs in a child process that dies by SIGKILL at a
-//! random moment, or aborts at an injected point between the steps of a commit (before the
-//! transaction, after it, after the flush, after the fsync). After every death the ledger must
+//! random moment, or aborts at an injected point between the steps of a commit: for a batch
+//! that goes through the journal (FORMAT.md section 6.1), before anything, after the frame's
+//! write, after the journal's sync; for one flushed into sled (larger
+//! than the journal takes), before the transaction, after it, after the flush, after the
+//! fsync. After every death the ledger must
 //! open, verify, hold every acknowledged batch and nothing half-written, and a re-run must
 //! complete the work with each event exactly once.
 //!
@@ -60,22 +63,6 @@ fn events(count: usize) -> Vec<String> {
     lines
 }
 
-/// The ids in the ledger, in log order, without the genesis record.
-fn logged_ids(ledger: &TestLedger) -> Vec<String> {
-    let run = ledger
-        .run(&["--format", "json", "log", "--from", "1"], None)
-        .expect(0);
-    run.stdout
-        .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
 #[derive(Default, Debug)]
 struct Tally {
     rounds: u64,
@@ -102,7 +89,11 @@ fn died_of(status: std::process::ExitStatus, signal: i32) -> bool {
 const SIGABRT: i32 = 6;
 const SIGKILL: i32 = 9;
 
-const POINTS: [&str; 4] = [
+/// The injected points a journaled batch passes (batches under 256 KiB: a few hundred events).
+const JOURNAL_POINTS: &[&str] = &["before-transaction", "after-journal-write", "after-fsync"];
+
+/// The injected points a batch flushed into sled passes (over 256 KiB: 1,100 events or more).
+const FLUSH_POINTS: &[&str] = &[
     "before-transaction",
     "after-transaction",
     "after-flush",
@@ -112,12 +103,21 @@ const POINTS: [&str; 4] = [
 /// One round: a fresh ledger, an import (or appends) that dies, the checks, and a re-run.
 fn round(number: u64, tally: &mut Tally) {
     let mut rng = Rng(number * 7919 + 17);
-    let lines = events(600 + rng.below(1200) as usize);
+    let mode = rng.below(3);
+    // A third of the imports use batches too large for the journal, flushed into sled.
+    let large = mode != 2 && rng.below(3) == 0;
+    let (lines, batch) = if large {
+        (
+            events(2400 + rng.below(1200) as usize),
+            1100 + rng.below(400),
+        )
+    } else {
+        (events(600 + rng.below(1200) as usize), 50 + rng.below(200))
+    };
+    let batch = batch.to_string();
     let ledger = TestLedger::new();
     let file = ledger.path("input.ndjson");
     std::fs::write(&file, lines.join("\n") + "\n").unwrap();
-    let batch = (50 + rng.below(200)).to_string();
-    let mode = rng.below(3);
     let mut command = Command::new(BIN);
     command.env("CHIPLEDGER_NOW", NOW).stderr(Stdio::null());
     let mut acknowledged = 0u64;
@@ -175,10 +175,12 @@ fn round(number: u64, tally: &mut Tally) {
             &batch,
         ]);
         if injected {
-            let point = POINTS[rng.below(4) as usize];
-            let nth = 1 + rng.below(5);
+            let points = if large { FLUSH_POINTS } else { JOURNAL_POINTS };
+            let point = points[rng.below(points.len() as u64) as usize];
+            let nth = 1 + rng.below(if large { 2 } else { 5 });
             command.env("CHIPLEDGER_TEST_FAULT", format!("{point}:kill:{nth}"));
-            *tally.injected.entry(point.to_string()).or_default() += 1;
+            let point = format!("{point} ({})", if large { "flushed" } else { "journaled" });
+            *tally.injected.entry(point.clone()).or_default() += 1;
             armed = Some(point);
         } else {
             tally.random_kills += 1;
@@ -202,7 +204,7 @@ fn round(number: u64, tally: &mut Tally) {
         let status = child.wait().unwrap();
         match armed {
             Some(point) if died_of(status, SIGABRT) => {
-                *tally.injected_landed.entry(point.to_string()).or_default() += 1;
+                *tally.injected_landed.entry(point).or_default() += 1;
             }
             None if died_of(status, SIGKILL) => tally.random_kills_landed += 1,
             _ => {}
@@ -217,7 +219,7 @@ fn round(number: u64, tally: &mut Tally) {
     // The ledger opens and verifies; the log is a prefix of the input holding every
     // acknowledged event, and nothing half-written.
     ledger.run(&["verify"], None).expect(0);
-    let logged = logged_ids(&ledger);
+    let logged = ledger.logged_ids();
     let ids: Vec<String> = lines
         .iter()
         .map(|line| {
@@ -243,7 +245,7 @@ fn round(number: u64, tally: &mut Tally) {
         .run(&["import", file.to_str().unwrap()], None)
         .expect(0);
     ledger.run(&["verify"], None).expect(0);
-    assert_eq!(logged_ids(&ledger), ids, "round {number}: after the re-run");
+    assert_eq!(ledger.logged_ids(), ids, "round {number}: after the re-run");
     tally.events_checked += ids.len() as u64;
     tally.rounds += 1;
 }
@@ -264,42 +266,55 @@ fn killed_writers_lose_nothing_acknowledged_and_leave_nothing_half_written() {
 
 #[test]
 fn an_injected_failure_poisons_the_handle_and_leaves_a_ledger_that_verifies() {
-    for point in POINTS {
+    // (point, events per batch): batches of 100 events go through the journal, batches of
+    // 1,500 are flushed into sled.
+    let cases = JOURNAL_POINTS
+        .iter()
+        .map(|point| (*point, 100))
+        .chain(FLUSH_POINTS.iter().map(|point| (*point, 1500)));
+    for (point, batch) in cases {
         let ledger = TestLedger::new();
-        let lines = events(300);
+        let lines = events(3 * batch);
         let file = ledger.path("input.ndjson");
         std::fs::write(&file, lines.join("\n") + "\n").unwrap();
         // The second commit fails at `point`: the first batch is durable, the process reports
         // an I/O error (exit 3) and writes nothing more.
         let run = ledger.run_env(
-            &["import", file.to_str().unwrap(), "--batch", "100"],
+            &[
+                "import",
+                file.to_str().unwrap(),
+                "--batch",
+                &batch.to_string(),
+            ],
             None,
             &[("CHIPLEDGER_TEST_FAULT", &format!("{point}:fail:2"))],
         );
-        assert_eq!(run.code, 3, "{point}: {}", run.stderr);
+        assert_eq!(run.code, 3, "{point} ({batch}): {}", run.stderr);
         assert!(
             run.stderr.contains("injected failure"),
-            "{point}: {}",
+            "{point} ({batch}): {}",
             run.stderr
         );
         ledger.run(&["verify"], None).expect(0);
-        let logged = logged_ids(&ledger);
-        // Before the transaction: only the first batch. After the flush: the second batch too,
-        // unacknowledged but whole. Between the two, sled may or may not write the committed
-        // transaction as the process ends; either way the batch is whole or absent.
-        let allowed: &[usize] = match point {
-            "before-transaction" => &[100],
-            "after-transaction" => &[100, 200],
-            _ => &[200],
+        let logged = ledger.logged_ids();
+        // Before the transaction: only the first batch. Once the journal's frame is written,
+        // or sled's flush done, the second batch too, unacknowledged but whole (the frame is
+        // replayed at the next open). Between sled's transaction and its flush, sled may or
+        // may not write the transaction as the process ends; either way the batch is whole or
+        // absent.
+        let allowed: &[usize] = match (point, batch) {
+            ("before-transaction", _) => &[batch],
+            ("after-transaction", 1500) => &[batch, 2 * batch],
+            _ => &[2 * batch],
         };
         assert!(
             allowed.contains(&logged.len()),
-            "{point}: {} records",
+            "{point} ({batch}): {} records",
             logged.len()
         );
         ledger
             .run(&["import", file.to_str().unwrap()], None)
             .expect(0);
-        assert_eq!(logged_ids(&ledger).len(), lines.len(), "{point}");
+        assert_eq!(ledger.logged_ids().len(), lines.len(), "{point} ({batch})");
     }
 }

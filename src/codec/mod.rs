@@ -395,3 +395,62 @@ pub fn bundle_entry_ranges(bundle: &[u8]) -> Result<Vec<std::ops::Range<usize>>,
     }
     Ok(entries)
 }
+
+/// The first bytes of every journal frame (FORMAT.md section 6.1).
+pub const JOURNAL_MAGIC: [u8; 4] = *b"CLJ1";
+
+/// Journal frames start at multiples of this: a frame is written as whole pages, so writing
+/// one never reads a page back from the disk first.
+pub const JOURNAL_PAGE_BYTES: usize = 4096;
+
+/// Bytes of a journal frame before its payload: magic, payload length (u32 LE), batch number
+/// (u64 LE).
+pub const JOURNAL_HEADER_BYTES: usize = 16;
+
+/// Bytes of the BLAKE3 checksum after a journal frame's payload.
+const JOURNAL_CHECKSUM_BYTES: usize = 32;
+
+/// A journal frame for batch `seq` carrying `payload`, padded with zeroes to whole pages:
+/// magic, payload length, batch number, payload, then BLAKE3 of everything before it.
+pub fn journal_frame(seq: u64, payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len()).expect("a journal payload is under 4 GiB");
+    let unpadded = JOURNAL_HEADER_BYTES + payload.len() + JOURNAL_CHECKSUM_BYTES;
+    let mut frame = Vec::with_capacity(unpadded.next_multiple_of(JOURNAL_PAGE_BYTES));
+    frame.extend_from_slice(&JOURNAL_MAGIC);
+    frame.extend_from_slice(&length.to_le_bytes());
+    frame.extend_from_slice(&seq.to_le_bytes());
+    frame.extend_from_slice(payload);
+    let checksum = blake3::hash(&frame);
+    frame.extend_from_slice(checksum.as_bytes());
+    frame.resize(unpadded.next_multiple_of(JOURNAL_PAGE_BYTES), 0);
+    debug_assert_eq!(frame.len() % JOURNAL_PAGE_BYTES, 0);
+    frame
+}
+
+/// How long the frame whose header is `header` claims to be with its checksum and padding,
+/// or `None` when the header is not a frame's (zeroes, a torn write, other bytes).
+pub fn journal_frame_bytes(header: &[u8; JOURNAL_HEADER_BYTES]) -> Option<usize> {
+    if header[..4] != JOURNAL_MAGIC {
+        return None;
+    }
+    let length = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+    let unpadded = JOURNAL_HEADER_BYTES + length as usize + JOURNAL_CHECKSUM_BYTES;
+    Some(unpadded.next_multiple_of(JOURNAL_PAGE_BYTES))
+}
+
+/// The batch number and payload of the frame `frame` (as long as [`journal_frame_bytes`]
+/// said), or `None` when its checksum does not match: the frame was torn or never written.
+pub fn journal_frame_payload(frame: &[u8]) -> Option<(u64, &[u8])> {
+    let header: &[u8; JOURNAL_HEADER_BYTES] = frame.get(..JOURNAL_HEADER_BYTES)?.try_into().ok()?;
+    if journal_frame_bytes(header)? != frame.len() {
+        return None;
+    }
+    let length = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
+    let seq = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    let checked = JOURNAL_HEADER_BYTES + length;
+    let checksum = &frame[checked..checked + JOURNAL_CHECKSUM_BYTES];
+    if blake3::hash(&frame[..checked]).as_bytes() != checksum {
+        return None;
+    }
+    Some((seq, &frame[JOURNAL_HEADER_BYTES..checked]))
+}

@@ -146,6 +146,21 @@ impl TestLedger {
         )
     }
 
+    /// The event ids in the log, in order, without the genesis record.
+    pub fn logged_ids(&self) -> Vec<String> {
+        self.run(&["--format", "json", "log", "--from", "1"], None)
+            .expect(0)
+            .stdout
+            .lines()
+            .map(|line| {
+                serde_json::from_str::<serde_json::Value>(line).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
     pub fn state(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["--format", "json", "state"];
         all.extend_from_slice(args);

@@ -6,27 +6,39 @@
 //! - `meta`: `head` → the [`Head`] (log size, root, last chain hash);
 //! - `derived`: indexes and snapshots that a replay of the log can rebuild.
 //!
-//! One [`Batch`] is one sled transaction across the four trees, then `flush()`, then an
-//! fdatasync of sled's data file (sled 0.34's flush ends in `sync_file_range`, which does not
-//! make the file's metadata durable and does not survive a power loss; fdatasync makes its data
-//! and the metadata needed to read it back, such as its length, durable, but not its
-//! timestamps, so it can spare the inode's write), then an fsync of any blob file sled wrote
-//! beside it. A failure anywhere in that sequence poisons the handle: the in-memory
-//! view may no longer match the disk, so no further write is allowed.
+//! A small [`Batch`] (an `append`'s) is written to the journal ([`journal`]) and made durable by
+//! one fdatasync of it; its writes are then held in memory ([`pending`]), where every read
+//! looks first, and reach sled with the next large batch. A large one (an import's, or the
+//! first that no longer fits in the journal) is one sled transaction with every pending write
+//! before its own, then
+//! `flush()`, then an fdatasync of sled's data file (sled 0.34's flush ends in
+//! `sync_file_range`, which does not make the file's metadata durable and does not survive a
+//! power loss; fdatasync makes its data and the metadata needed to read it back, such as its
+//! length, durable, but not its timestamps, so it can spare the inode's write), then an fsync
+//! of any blob file sled wrote beside it; the journal then starts again. A failure anywhere in
+//! either sequence poisons the handle: the in-memory view may no longer match the disk, so no
+//! further write is allowed. Opening a store replays the journal's batches that sled lacks.
+
+mod journal;
+mod pending;
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use sled::Transactional;
 
 use crate::date::{Date, Instant};
+use journal::{Journal, Run};
+use pending::{Merged, Pending, TREES, TreeId};
+
+pub use journal::{JOURNAL_BYTES, JOURNAL_FILE, JOURNAL_FRAME_MAX_BYTES};
 
 /// Version of the storage layout; `open` refuses any other.
-pub const STORAGE_FORMAT: u32 = 2;
+pub const STORAGE_FORMAT: u32 = 3;
 
 /// sled's segment size. Values larger than a quarter segment become blob files, which sled
 /// writes without fsync; 4 MiB keeps a node of 256-record bundles inline (measured: no blobs
@@ -156,8 +168,8 @@ impl Deref for Bytes {
     }
 }
 
-/// Writes that become durable together.
-#[derive(Default)]
+/// Writes that become durable together. A journal frame's payload is its encoding (section 1).
+#[derive(Default, bincode::Encode, bincode::Decode)]
 pub struct Batch {
     pub bundles: Vec<(u64, Vec<u8>)>,
     pub tiles: Vec<(u8, u64, Vec<u8>)>,
@@ -168,11 +180,34 @@ pub struct Batch {
     pub checkpoint: Option<Vec<u8>>,
 }
 
+impl Batch {
+    /// At least the length of the batch's encoding: its values' and keys' bytes.
+    fn bytes_at_least(&self) -> usize {
+        self.bundles
+            .iter()
+            .map(|(_, bytes)| bytes.len())
+            .sum::<usize>()
+            + self
+                .tiles
+                .iter()
+                .map(|(_, _, bytes)| bytes.len())
+                .sum::<usize>()
+            + self
+                .derived_puts
+                .iter()
+                .map(|(key, bytes)| key.len() + bytes.len())
+                .sum::<usize>()
+            + self.derived_deletes.iter().map(Vec::len).sum::<usize>()
+            + self.checkpoint.as_ref().map_or(0, Vec::len)
+    }
+}
+
 /// Named points between the steps of a commit where a test can make the process fail
 /// (`CHIPLEDGER_TEST_FAULT`): the crash harness of RELIABILITY.md uses them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum FaultPoint {
     BeforeTransaction,
+    AfterJournalWrite,
     AfterTransaction,
     AfterFlush,
     AfterFsync,
@@ -182,6 +217,7 @@ impl FaultPoint {
     pub fn name(self) -> &'static str {
         match self {
             FaultPoint::BeforeTransaction => "before-transaction",
+            FaultPoint::AfterJournalWrite => "after-journal-write",
             FaultPoint::AfterTransaction => "after-transaction",
             FaultPoint::AfterFlush => "after-flush",
             FaultPoint::AfterFsync => "after-fsync",
@@ -219,6 +255,10 @@ pub struct Store {
     meta: sled::Tree,
     derived: sled::Tree,
     data_file: File,
+    /// Locked for a whole commit: it also numbers the batches.
+    journal: Mutex<Journal>,
+    /// The writes of the batches the journal holds and sled does not.
+    pending: RwLock<Pending>,
     poisoned: Mutex<Option<String>>,
     synced_blobs: Mutex<HashSet<std::ffi::OsString>>,
     commits: Mutex<u64>,
@@ -233,7 +273,11 @@ impl Store {
             return Err(StoreError::Exists(path.to_path_buf()));
         }
         std::fs::create_dir_all(path).map_err(|error| StoreError::Io(error.to_string()))?;
-        Store::open_sled(path)
+        Journal::create(path)?;
+        let (store, run) = Store::open_sled(path)?;
+        assert!(run.base.is_none(), "a new journal holds no frame");
+        store.lock_journal().resume(&run, 0);
+        Ok(store)
     }
 
     /// Opens the store at `path`.
@@ -241,18 +285,68 @@ impl Store {
         if !path.join("db").exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
-        let store = Store::open_sled(path)?;
+        let (store, run) = Store::open_sled(path)?;
         match store.head()? {
-            Some(head) if head.format == STORAGE_FORMAT => Ok(store),
-            Some(head) => Err(StoreError::Corrupt(format!(
-                "storage format {} is not the supported format {STORAGE_FORMAT}",
-                head.format
-            ))),
-            None => Err(StoreError::Corrupt("the store has no head record".into())),
+            Some(head) if head.format == STORAGE_FORMAT => {}
+            Some(head) => {
+                return Err(StoreError::Corrupt(format!(
+                    "storage format {} is not the supported format {STORAGE_FORMAT}",
+                    head.format
+                )));
+            }
+            None => return Err(StoreError::Corrupt("the store has no head record".into())),
+        }
+        store.recover(run)?;
+        Ok(store)
+    }
+
+    /// Takes the journal's batches that sled lacks (every batch journaled since sled was last
+    /// flushed, unless a later process flushed them) as pending writes, in order, and sets
+    /// where the journal goes on.
+    fn recover(&self, run: Run) -> Result<(), StoreError> {
+        let mut stored = self.last_batch()?;
+        let mut journal = self.lock_journal();
+        if let Some(base) = run.base {
+            if stored < base {
+                return Err(StoreError::Corrupt(format!(
+                    "sled holds batches through {stored}, but its journal records it durable \
+                     through batch {base}"
+                )));
+            }
+            for (seq, payload) in &run.frames {
+                if *seq <= stored {
+                    continue;
+                }
+                assert_eq!(*seq, stored + 1, "the run's numbers are consecutive");
+                let batch: Batch = crate::codec::from_bytes(payload).map_err(|error| {
+                    StoreError::Corrupt(format!("the journal's batch {seq} {error}"))
+                })?;
+                self.pending
+                    .write()
+                    .expect("not poisoned by a panic")
+                    .add(&batch, *seq);
+                stored = *seq;
+            }
+        }
+        journal.resume(&run, stored);
+        Ok(())
+    }
+
+    /// The number of the last batch sled holds (0 for a store not yet written).
+    fn last_batch(&self) -> Result<u64, StoreError> {
+        match self.read(TreeId::Meta, b"batch")? {
+            Some(bytes) => <[u8; 8]>::try_from(&bytes[..])
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("the batch number is not 8 bytes".into())),
+            None => Err(StoreError::Corrupt("the store has no batch number".into())),
         }
     }
 
-    fn open_sled(path: &Path) -> Result<Store, StoreError> {
+    fn lock_journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().expect("not poisoned by a panic")
+    }
+
+    fn open_sled(path: &Path) -> Result<(Store, Run), StoreError> {
         {
             let left_open = LEFT_OPEN
                 .lock()
@@ -291,7 +385,8 @@ impl Store {
         let tree = |name: &str| db.open_tree(name).map_err(|error| sled_error(error, path));
         let data_file =
             File::open(path.join("db")).map_err(|error| StoreError::Io(error.to_string()))?;
-        Ok(Store {
+        let (journal, run) = Journal::open(path)?;
+        let store = Store {
             path: path.to_path_buf(),
             bundles: tree("bundles")?,
             tiles: tree("tiles")?,
@@ -299,11 +394,14 @@ impl Store {
             derived: tree("derived")?,
             db,
             data_file,
+            journal: Mutex::new(journal),
+            pending: RwLock::new(Pending::default()),
             poisoned: Mutex::new(None),
             synced_blobs: Mutex::new(HashSet::new()),
             commits: Mutex::new(0),
             leave_open: AtomicBool::new(false),
-        })
+        };
+        Ok((store, run))
     }
 
     pub fn path(&self) -> &Path {
@@ -323,14 +421,31 @@ impl Store {
         self.leave_open.store(true, Ordering::Relaxed);
     }
 
-    fn read(&self, tree: &sled::Tree, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        tree.get(key)
+    fn tree(&self, id: TreeId) -> &sled::Tree {
+        match id {
+            TreeId::Bundles => &self.bundles,
+            TreeId::Tiles => &self.tiles,
+            TreeId::Meta => &self.meta,
+            TreeId::Derived => &self.derived,
+        }
+    }
+
+    fn pending(&self) -> std::sync::RwLockReadGuard<'_, Pending> {
+        self.pending.read().expect("not poisoned by a panic")
+    }
+
+    fn read(&self, tree: TreeId, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        if let Some(pending) = self.pending().get(tree, key) {
+            return Ok(pending.map(Bytes));
+        }
+        self.tree(tree)
+            .get(key)
             .map(|value| value.map(Bytes))
             .map_err(|error| sled_error(error, &self.path))
     }
 
     pub fn head(&self) -> Result<Option<Head>, StoreError> {
-        let Some(bytes) = self.read(&self.meta, b"head")? else {
+        let Some(bytes) = self.read(TreeId::Meta, b"head")? else {
             return Ok(None);
         };
         crate::codec::from_bytes(&bytes)
@@ -340,7 +455,7 @@ impl Store {
 
     /// The latest checkpoint this ledger signed.
     pub fn checkpoint(&self) -> Result<Option<String>, StoreError> {
-        match self.read(&self.meta, b"checkpoint")? {
+        match self.read(TreeId::Meta, b"checkpoint")? {
             None => Ok(None),
             Some(bytes) => String::from_utf8(bytes.to_vec())
                 .map(Some)
@@ -349,7 +464,7 @@ impl Store {
     }
 
     pub fn bundle(&self, index: u64) -> Result<Option<Bytes>, StoreError> {
-        self.read(&self.bundles, &index.to_be_bytes())
+        self.read(TreeId::Bundles, &index.to_be_bytes())
     }
 
     /// Bundles from `first` on, in order.
@@ -357,7 +472,9 @@ impl Store {
         &self,
         first: u64,
     ) -> impl Iterator<Item = Result<(u64, Bytes), StoreError>> + '_ {
-        self.bundles.range(first.to_be_bytes()..).map(move |item| {
+        let start = first.to_be_bytes().to_vec();
+        let pending = self.pending().range(TreeId::Bundles, start.clone()..);
+        Merged::new(self.bundles.range(start..), pending, false).map(move |item| {
             let (key, value) = item.map_err(|error| sled_error(error, &self.path))?;
             let index = u64::from_be_bytes(
                 key.as_ref()
@@ -369,12 +486,13 @@ impl Store {
     }
 
     pub fn tile(&self, level: u8, index: u64) -> Result<Option<Bytes>, StoreError> {
-        self.read(&self.tiles, &tile_key(level, index))
+        self.read(TreeId::Tiles, &tile_key(level, index))
     }
 
     /// Every stored tile, in key order: (level, index, hashes).
     pub fn tiles(&self) -> impl Iterator<Item = Result<(u8, u64, Bytes), StoreError>> + '_ {
-        self.tiles.iter().map(move |item| {
+        let pending = self.pending().range(TreeId::Tiles, ..);
+        Merged::new(self.tiles.iter(), pending, false).map(move |item| {
             let (key, value) = item.map_err(|error| sled_error(error, &self.path))?;
             if key.len() != 9 {
                 return Err(StoreError::Corrupt("a tile key is not 9 bytes".into()));
@@ -385,7 +503,7 @@ impl Store {
     }
 
     pub fn derived(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        self.read(&self.derived, key)
+        self.read(TreeId::Derived, key)
     }
 
     /// Derived entries whose keys start with `prefix`, from `start` (a full key) on.
@@ -394,8 +512,8 @@ impl Store {
         prefix: &'a [u8],
         start: &[u8],
     ) -> impl Iterator<Item = Result<(Vec<u8>, Bytes), StoreError>> + 'a {
-        self.derived
-            .range(start.to_vec()..)
+        let pending = self.pending().range(TreeId::Derived, start.to_vec()..);
+        Merged::new(self.derived.range(start.to_vec()..), pending, false)
             .take_while(move |item| match item {
                 Ok((key, _)) => key.starts_with(prefix),
                 Err(_) => true,
@@ -412,8 +530,10 @@ impl Store {
         prefix: &[u8],
         key: &[u8],
     ) -> Result<Option<(Vec<u8>, Bytes)>, StoreError> {
-        let mut range = self.derived.range(prefix.to_vec()..=key.to_vec());
-        match range.next_back() {
+        let bounds = prefix.to_vec()..=key.to_vec();
+        let mut pending = self.pending().range(TreeId::Derived, bounds.clone());
+        pending.reverse();
+        match Merged::new(self.derived.range(bounds).rev(), pending, true).next() {
             Some(item) => {
                 let (key, value) = item.map_err(|error| sled_error(error, &self.path))?;
                 Ok(Some((key.to_vec(), Bytes(value))))
@@ -457,9 +577,56 @@ impl Store {
     fn write(&self, batch: &Batch, number: u64) -> Result<(), StoreError> {
         let io = |reason: String| StoreError::Io(reason);
         fault(FaultPoint::BeforeTransaction, number).map_err(io)?;
+        let mut journal = self.lock_journal();
+        let seq = journal.next_seq;
+        let frame = (batch.bytes_at_least() <= JOURNAL_FRAME_MAX_BYTES)
+            .then(|| crate::codec::journal_frame(seq, &crate::codec::to_bytes(batch)))
+            .filter(|frame| journal.takes(frame.len()));
+        if let Some(frame) = frame {
+            // FORMAT.md section 6.1: the frame and one fdatasync; sled is not touched.
+            journal.write(&frame, &self.path)?;
+            fault(FaultPoint::AfterJournalWrite, number).map_err(io)?;
+            journal.sync(&self.path)?;
+            self.pending
+                .write()
+                .expect("not poisoned by a panic")
+                .add(batch, seq);
+        } else {
+            // Section 6: one sled transaction with the pending writes and the batch's, flush
+            // and sync; the journal then starts again.
+            self.apply(batch, seq)?;
+            fault(FaultPoint::AfterTransaction, number).map_err(io)?;
+            self.db
+                .flush()
+                .map_err(|error| sled_error(error, &self.path))?;
+            fault(FaultPoint::AfterFlush, number).map_err(io)?;
+            self.data_file
+                .sync_data()
+                .map_err(|error| io_error("fdatasync of the store file", error, &self.path))?;
+            self.sync_blobs()?;
+            journal.restart(seq, &self.path)?;
+        }
+        journal.next_seq = seq + 1;
+        fault(FaultPoint::AfterFsync, number).map_err(io)?;
+        Ok(())
+    }
+
+    /// One sled transaction across the four trees: the pending writes, then the batch's,
+    /// numbered `seq`. sled then holds everything pending, which is dropped.
+    fn apply(&self, batch: &Batch, seq: u64) -> Result<(), StoreError> {
+        // Readers keep reading the pending writes while sled takes them: the same values.
+        let pending = self.pending();
         let head = batch.head.as_ref().map(crate::codec::to_bytes);
         (&self.bundles, &self.tiles, &self.meta, &self.derived)
             .transaction(|(bundles, tiles, meta, derived)| {
+                for (id, tree) in TREES.iter().zip([bundles, tiles, meta, derived]) {
+                    for (key, value) in pending.entries(*id) {
+                        match value {
+                            Some(value) => tree.insert(key, value.clone())?,
+                            None => tree.remove(key)?,
+                        };
+                    }
+                }
                 for (index, bytes) in &batch.bundles {
                     bundles.insert(&index.to_be_bytes(), bytes.as_slice())?;
                 }
@@ -478,6 +645,7 @@ impl Store {
                 if let Some(checkpoint) = &batch.checkpoint {
                     meta.insert("checkpoint", checkpoint.as_slice())?;
                 }
+                meta.insert("batch", &seq.to_be_bytes())?;
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|error| match error {
@@ -488,16 +656,12 @@ impl Store {
                     StoreError::Io("the transaction was aborted".into())
                 }
             })?;
-        fault(FaultPoint::AfterTransaction, number).map_err(io)?;
-        self.db
-            .flush()
-            .map_err(|error| sled_error(error, &self.path))?;
-        fault(FaultPoint::AfterFlush, number).map_err(io)?;
-        self.data_file
-            .sync_data()
-            .map_err(|error| io_error("fdatasync of the store file", error, &self.path))?;
-        self.sync_blobs()?;
-        fault(FaultPoint::AfterFsync, number).map_err(io)?;
+        drop(pending);
+        // Only a commit changes the pending writes, and commits hold the journal's lock.
+        self.pending
+            .write()
+            .expect("not poisoned by a panic")
+            .clear();
         Ok(())
     }
 

@@ -1,0 +1,208 @@
+//! Batches the journal made durable that sled does not hold yet: the latest value (or
+//! removal) of every key they wrote. Every read consults them before sled, so a reader sees
+//! exactly what a store that had applied each batch in turn would hold.
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+use std::ops::RangeBounds;
+
+use sled::IVec;
+
+use super::{Batch, tile_key};
+
+/// The store's four trees.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum TreeId {
+    Bundles = 0,
+    Tiles = 1,
+    Meta = 2,
+    Derived = 3,
+}
+
+pub(super) const TREES: [TreeId; 4] = [
+    TreeId::Bundles,
+    TreeId::Tiles,
+    TreeId::Meta,
+    TreeId::Derived,
+];
+
+/// A key's pending state: its new value, or `None` for a removal.
+type Entry = (Vec<u8>, Option<IVec>);
+
+#[derive(Default)]
+pub(super) struct Pending {
+    trees: [BTreeMap<Vec<u8>, Option<IVec>>; 4],
+}
+
+impl Pending {
+    /// Records the writes of batch `seq`, in the order a sled transaction applies them.
+    pub fn add(&mut self, batch: &Batch, seq: u64) {
+        let [bundles, tiles, meta, derived] = &mut self.trees;
+        for (index, bytes) in &batch.bundles {
+            bundles.insert(
+                index.to_be_bytes().to_vec(),
+                Some(IVec::from(bytes.as_slice())),
+            );
+        }
+        for (level, index, bytes) in &batch.tiles {
+            tiles.insert(
+                tile_key(*level, *index).to_vec(),
+                Some(IVec::from(bytes.as_slice())),
+            );
+        }
+        for key in &batch.derived_deletes {
+            derived.insert(key.clone(), None);
+        }
+        for (key, bytes) in &batch.derived_puts {
+            derived.insert(key.clone(), Some(IVec::from(bytes.as_slice())));
+        }
+        if let Some(head) = &batch.head {
+            meta.insert(
+                b"head".to_vec(),
+                Some(IVec::from(crate::codec::to_bytes(head))),
+            );
+        }
+        if let Some(checkpoint) = &batch.checkpoint {
+            meta.insert(
+                b"checkpoint".to_vec(),
+                Some(IVec::from(checkpoint.as_slice())),
+            );
+        }
+        meta.insert(b"batch".to_vec(), Some(IVec::from(&seq.to_be_bytes()[..])));
+    }
+
+    /// The pending state of `key`: `None` when no pending batch wrote it.
+    pub fn get(&self, tree: TreeId, key: &[u8]) -> Option<Option<IVec>> {
+        self.trees[tree as usize].get(key).cloned()
+    }
+
+    /// The pending entries of `tree` in `range`, in key order.
+    pub fn range(&self, tree: TreeId, range: impl RangeBounds<Vec<u8>>) -> Vec<Entry> {
+        self.trees[tree as usize]
+            .range(range)
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect()
+    }
+
+    /// Every pending entry of `tree`, in key order.
+    pub fn entries(&self, tree: TreeId) -> impl Iterator<Item = (&[u8], Option<&IVec>)> {
+        self.trees[tree as usize]
+            .iter()
+            .map(|(key, value)| (key.as_slice(), value.as_ref()))
+    }
+
+    pub fn clear(&mut self) {
+        self.trees.iter_mut().for_each(BTreeMap::clear);
+    }
+}
+
+/// sled's entries merged with pending ones, in key order (or reverse key order): a pending
+/// value replaces sled's for the same key, a pending removal hides it.
+pub(super) struct Merged<I: Iterator<Item = sled::Result<(IVec, IVec)>>> {
+    stored: Peekable<I>,
+    pending: Peekable<std::vec::IntoIter<Entry>>,
+    reverse: bool,
+}
+
+impl<I: Iterator<Item = sled::Result<(IVec, IVec)>>> Merged<I> {
+    /// `stored` and `pending` must run in the same direction: ascending, or descending when
+    /// `reverse`.
+    pub fn new(stored: I, pending: Vec<Entry>, reverse: bool) -> Merged<I> {
+        Merged {
+            stored: stored.peekable(),
+            pending: pending.into_iter().peekable(),
+            reverse,
+        }
+    }
+}
+
+impl<I: Iterator<Item = sled::Result<(IVec, IVec)>>> Iterator for Merged<I> {
+    type Item = sled::Result<(IVec, IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use std::cmp::Ordering;
+        // Bounded: each turn consumes at least one pending or stored entry.
+        loop {
+            let take_pending = match (self.stored.peek(), self.pending.peek()) {
+                (None, None) => return None,
+                (Some(Err(_)), _) | (Some(Ok(_)), None) => false,
+                (None, Some(_)) => true,
+                (Some(Ok((stored, _))), Some((pending, _))) => {
+                    let order = stored.as_ref().cmp(pending.as_slice());
+                    match if self.reverse { order.reverse() } else { order } {
+                        Ordering::Less => false,
+                        Ordering::Greater => true,
+                        Ordering::Equal => {
+                            self.stored.next();
+                            true
+                        }
+                    }
+                }
+            };
+            if !take_pending {
+                return self.stored.next();
+            }
+            let (key, value) = self.pending.next().expect("peeked");
+            if let Some(value) = value {
+                return Some(Ok((IVec::from(key), value)));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(
+        stored: &[(u8, u8)],
+        pending: &[(u8, Option<u8>)],
+        reverse: bool,
+        expected: &[(u8, u8)],
+    ) {
+        let mut stored: Vec<sled::Result<(IVec, IVec)>> = stored
+            .iter()
+            .map(|(key, value)| Ok((IVec::from(&[*key][..]), IVec::from(&[*value][..]))))
+            .collect();
+        let mut pending: Vec<Entry> = pending
+            .iter()
+            .map(|(key, value)| (vec![*key], value.map(|value| IVec::from(&[value][..]))))
+            .collect();
+        if reverse {
+            stored.reverse();
+            pending.reverse();
+        }
+        let merged: Vec<(u8, u8)> = Merged::new(stored.into_iter(), pending, reverse)
+            .map(|item| {
+                let (key, value) = item.unwrap();
+                (key[0], value[0])
+            })
+            .collect();
+        let mut expected = expected.to_vec();
+        if reverse {
+            expected.reverse();
+        }
+        assert_eq!(merged, expected, "reverse: {reverse}");
+    }
+
+    #[test]
+    fn pending_entries_replace_hide_and_join_stored_ones() {
+        for reverse in [false, true] {
+            check(&[], &[], reverse, &[]);
+            check(&[(1, 10), (3, 30)], &[], reverse, &[(1, 10), (3, 30)]);
+            check(&[], &[(2, Some(20)), (4, None)], reverse, &[(2, 20)]);
+            check(
+                &[(1, 10), (2, 20), (3, 30), (5, 50)],
+                &[
+                    (0, Some(1)),
+                    (2, Some(21)),
+                    (3, None),
+                    (4, Some(40)),
+                    (6, None),
+                ],
+                reverse,
+                &[(0, 1), (1, 10), (2, 21), (4, 40), (5, 50)],
+            );
+        }
+    }
+}
