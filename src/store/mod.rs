@@ -206,10 +206,15 @@ impl Batch {
 /// (`CHIPLEDGER_TEST_FAULT`): the crash harness of RELIABILITY.md uses them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum FaultPoint {
+    /// Before anything is written, on either path (FORMAT.md section 6).
     BeforeTransaction,
+    /// A journaled batch: after its frame's write, before the journal's fdatasync (J2).
     AfterJournalWrite,
+    /// A flushed batch: after sled's transaction, before its flush (S2).
     AfterTransaction,
+    /// A flushed batch: after sled's flush, before the fdatasync of its file (S3).
     AfterFlush,
+    /// Either path: once the batch is durable, before it is acknowledged.
     AfterFsync,
 }
 

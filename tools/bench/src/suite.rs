@@ -623,7 +623,7 @@ pub fn render(
     let append_ratio = once.append_median_us / once.fsync_median_us;
     let _ = writeln!(
         out,
-        "| 5b | one durable `append` (decide, write, flush, fsync) on a {}-record ledger: ≤ 2× one fsync | median {:.0} µs, p90 {:.0} µs over {APPENDS} appends | fsync of 4 KiB on this disk: median {:.0} µs, p90 {:.0} µs (200 samples) | {append_ratio:.2}× | {} |",
+        "| 5b | one durable `append` (decide, write, fsync) on a {}-record ledger: ≤ 2× one fsync | median {:.0} µs, p90 {:.0} µs over {APPENDS} appends | fsync of 4 KiB on this disk: median {:.0} µs, p90 {:.0} µs (200 samples) | {append_ratio:.2}× | {} |",
         thousands(once.append_ledger_records),
         once.append_median_us,
         once.append_p90_us,
