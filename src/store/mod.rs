@@ -3,15 +3,15 @@
 //! Four sled trees (FORMAT.md, "Storage layout"):
 //! - `bundles`: entry bundle index (u64 big-endian) → up to 256 framed records;
 //! - `tiles`: (level u8, index u64 big-endian) → Merkle tile hashes;
-//! - `meta`: `head` → the [`Head`] (log size, root, last chain hash);
+//! - `meta`: `head` → the [`Head`] (log size, root, last chain hash), `batch` → the number of
+//!   the last batch sled holds, `checkpoint` → the latest signed checkpoint;
 //! - `derived`: indexes and snapshots that a replay of the log can rebuild.
 //!
 //! A small [`Batch`] (an `append`'s) is written to the journal ([`journal`]) and made durable by
 //! one fdatasync of it; its writes are then held in memory ([`pending`]), where every read
 //! looks first, and reach sled with the next large batch. A large one (an import's, or the
 //! first that no longer fits in the journal) is one sled transaction with every pending write
-//! before its own, then
-//! `flush()`, then an fdatasync of sled's data file (sled 0.34's flush ends in
+//! before its own, then `flush()`, then an fdatasync of sled's data file (sled 0.34's flush ends in
 //! `sync_file_range`, which does not make the file's metadata durable and does not survive a
 //! power loss; fdatasync makes its data and the metadata needed to read it back, such as its
 //! length, durable, but not its timestamps, so it can spare the inode's write), then an fsync
