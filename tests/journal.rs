@@ -123,6 +123,22 @@ fn a_damaged_frame_before_an_intact_one_is_named() {
 }
 
 #[test]
+fn a_damaged_marker_before_an_intact_frame_is_named() {
+    let (ledger, before) = two_appends_after_a_copy();
+    let mut journal = std::fs::read(journal_path(&ledger)).unwrap();
+    // The marker init wrote at offset 0 (an empty payload: its checksum starts at byte 16).
+    journal[20] ^= 0xFF;
+    std::fs::write(journal_path(&before), &journal).unwrap();
+    let run = before.run(&["log"], None).expect(3);
+    assert!(
+        run.stderr
+            .contains("the journal's frame at offset 0 is damaged"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_journal_that_records_more_than_sled_holds_durably_is_refused() {
     let ledger = TestLedger::with(HOLDER);
     let before = TestLedger::new_uninitialized();

@@ -46,6 +46,7 @@ pub(super) struct Journal {
 }
 
 /// The frames found at open: the unbroken run from offset 0.
+#[derive(Default)]
 pub(super) struct Run {
     /// The batch that sled was durable at when the run began: the marker's number, or the
     /// number before the first frame's. `None` when no frame was found.
@@ -82,9 +83,10 @@ impl Journal {
         Ok(())
     }
 
-    /// Opens the journal of the store at `store` and reads its run of frames. The caller
-    /// replays the frames the store lacks, then calls [`Journal::resume`].
-    pub fn open(store: &Path) -> Result<(Journal, Run), StoreError> {
+    /// Opens the journal of the store at `store`. The caller reads its run of frames
+    /// ([`Journal::read_run`]), replays the frames the store lacks, then calls
+    /// [`Journal::resume`].
+    pub fn open(store: &Path) -> Result<Journal, StoreError> {
         let path = store.join(JOURNAL_FILE);
         let file = match OpenOptions::new().read(true).write(true).open(&path) {
             Ok(file) => file,
@@ -105,14 +107,17 @@ impl Journal {
                 "the journal is {length} bytes, not {JOURNAL_BYTES}"
             )));
         }
-        let run = read_run(&file, store)?;
-        let journal = Journal {
+        Ok(Journal {
             file,
             next_seq: 0,
             next_offset: 0,
             accepting: false,
-        };
-        Ok((journal, run))
+        })
+    }
+
+    /// Reads the run of frames, for a store whose sled holds batches through `sled_batch`.
+    pub fn read_run(&self, sled_batch: u64, store: &Path) -> Result<Run, StoreError> {
+        read_run(&self.file, sled_batch, store)
     }
 
     /// Sets where writing goes on after open, once the store holds every batch through
@@ -213,13 +218,12 @@ fn frame_at(file: &File, offset: u64, store: &Path) -> Result<Found, StoreError>
 /// frame before. The run ends at the first frame that is not so: zeroes, a torn write, or a
 /// frame left from before the journal last restarted. A frame that does not check followed by
 /// the frame of a later batch was not torn (a batch's frame is written only after the frame
-/// before it was synced) but damaged on disk: that is an error, not the run's end.
-fn read_run(file: &File, store: &Path) -> Result<Run, StoreError> {
-    let mut run = Run {
-        base: None,
-        frames: Vec::new(),
-        end_offset: 0,
-    };
+/// before it was synced, and a marker is synced before any frame follows it) but damaged on
+/// disk: that is an error, not the run's end. "Later" is beyond the batch the damaged frame
+/// stood for, or, for a damaged first frame (a marker), beyond `sled_batch`: frames left from
+/// before a restart are all of batches sled holds durably.
+fn read_run(file: &File, sled_batch: u64, store: &Path) -> Result<Run, StoreError> {
+    let mut run = Run::default();
     // Bounded: every frame is at least one page long.
     for _ in 0..JOURNAL_BYTES / JOURNAL_PAGE_BYTES as u64 {
         let last = run.frames.last().map(|(seq, _)| *seq).or(run.base);
@@ -227,14 +231,15 @@ fn read_run(file: &File, store: &Path) -> Result<Run, StoreError> {
             Found::Nothing => break,
             Found::Damaged { frame_bytes } => {
                 let next = run.end_offset + frame_bytes as u64;
-                if let (Found::Whole { seq, .. }, Some(last)) = (frame_at(file, next, store)?, last)
-                    && seq > last + 1
+                let beyond = last.map_or(sled_batch, |last| last + 1);
+                if let Found::Whole { seq, payload, .. } = frame_at(file, next, store)?
+                    && seq > beyond
+                    && !payload.is_empty()
                 {
                     return Err(StoreError::Corrupt(format!(
-                        "the journal's frame at offset {} (batch {}) is damaged, and batch \
-                         {seq}'s frame follows it",
-                        run.end_offset,
-                        last + 1
+                        "the journal's frame at offset {} is damaged, and the frame of batch \
+                         {seq}, a later batch, follows it",
+                        run.end_offset
                     )));
                 }
                 break;

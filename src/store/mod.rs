@@ -279,9 +279,8 @@ impl Store {
         }
         std::fs::create_dir_all(path).map_err(|error| StoreError::Io(error.to_string()))?;
         Journal::create(path)?;
-        let (store, run) = Store::open_sled(path)?;
-        assert!(run.base.is_none(), "a new journal holds no frame");
-        store.lock_journal().resume(&run, 0);
+        let store = Store::open_sled(path)?;
+        store.lock_journal().resume(&Run::default(), 0);
         Ok(store)
     }
 
@@ -290,7 +289,7 @@ impl Store {
         if !path.join("db").exists() {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
-        let (store, run) = Store::open_sled(path)?;
+        let store = Store::open_sled(path)?;
         match store.head()? {
             Some(head) if head.format == STORAGE_FORMAT => {}
             Some(head) => {
@@ -301,16 +300,17 @@ impl Store {
             }
             None => return Err(StoreError::Corrupt("the store has no head record".into())),
         }
-        store.recover(run)?;
+        store.recover()?;
         Ok(store)
     }
 
     /// Takes the journal's batches that sled lacks (every batch journaled since sled was last
     /// flushed, unless a later process flushed them) as pending writes, in order, and sets
     /// where the journal goes on.
-    fn recover(&self, run: Run) -> Result<(), StoreError> {
+    fn recover(&self) -> Result<(), StoreError> {
         let mut stored = self.last_batch()?;
         let mut journal = self.lock_journal();
+        let run = journal.read_run(stored, &self.path)?;
         if let Some(base) = run.base {
             if stored < base {
                 return Err(StoreError::Corrupt(format!(
@@ -351,7 +351,7 @@ impl Store {
         self.journal.lock().expect("not poisoned by a panic")
     }
 
-    fn open_sled(path: &Path) -> Result<(Store, Run), StoreError> {
+    fn open_sled(path: &Path) -> Result<Store, StoreError> {
         {
             let left_open = LEFT_OPEN
                 .lock()
@@ -390,7 +390,7 @@ impl Store {
         let tree = |name: &str| db.open_tree(name).map_err(|error| sled_error(error, path));
         let data_file =
             File::open(path.join("db")).map_err(|error| StoreError::Io(error.to_string()))?;
-        let (journal, run) = Journal::open(path)?;
+        let journal = Journal::open(path)?;
         let store = Store {
             path: path.to_path_buf(),
             bundles: tree("bundles")?,
@@ -406,7 +406,7 @@ impl Store {
             commits: Mutex::new(0),
             leave_open: AtomicBool::new(false),
         };
-        Ok((store, run))
+        Ok(store)
     }
 
     pub fn path(&self) -> &Path {
