@@ -23,9 +23,10 @@ pub const JOURNAL_FILE: &str = "journal";
 
 /// The journal file's size, fixed when the store is created. It is written with zeroes then,
 /// so that writing a frame later changes no file metadata and its fdatasync waits for one
-/// write of data. 4 MiB holds the frames of about seventy appends on a large ledger (an
-/// append's batch rewrites the open bundle, edge tiles and index chunks: 40 to 100 KB).
-pub const JOURNAL_BYTES: u64 = 4 << 20;
+/// write of data. An append's frame is one page (its values are written as changes,
+/// [`super::delta`]), so 1 MiB holds about 250 appends: enough that flushing into sled (a few
+/// ms) is rare, few enough that an open replays them in a few ms.
+pub const JOURNAL_BYTES: u64 = 1 << 20;
 
 /// The largest frame the journal takes. A larger batch (an import's thousands of events) is
 /// flushed into sled directly: journaling it would write its bytes twice for a wait that the
@@ -131,6 +132,11 @@ impl Journal {
         self.accepting = last == Some(stored);
         self.next_offset = if self.accepting { run.end_offset } else { 0 };
         self.next_seq = stored + 1;
+    }
+
+    /// Whether the journal takes frames now (see [`Journal::resume`]).
+    pub fn accepting(&self) -> bool {
+        self.accepting
     }
 
     /// Whether a frame of `frame_bytes` may be written now.

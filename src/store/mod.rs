@@ -19,6 +19,7 @@
 //! either sequence poisons the handle: the in-memory view may no longer match the disk, so no
 //! further write is allowed. Opening a store replays the journal's batches that sled lacks.
 
+mod delta;
 mod journal;
 mod pending;
 
@@ -32,13 +33,14 @@ use std::sync::{Mutex, RwLock};
 use sled::Transactional;
 
 use crate::date::{Date, Instant};
+use delta::DeltaBatch;
 use journal::{Journal, Run};
 use pending::{Merged, Pending, TREES, TreeId};
 
 pub use journal::{JOURNAL_BYTES, JOURNAL_FILE, JOURNAL_FRAME_MAX_BYTES};
 
 /// Version of the storage layout; `open` refuses any other.
-pub const STORAGE_FORMAT: u32 = 3;
+pub const STORAGE_FORMAT: u32 = 4;
 
 /// sled's segment size. Values larger than a quarter segment become blob files, which sled
 /// writes without fsync; 4 MiB keeps a node of 256-record bundles inline (measured: no blobs
@@ -202,6 +204,18 @@ impl Batch {
     }
 }
 
+impl delta::Before for Store {
+    fn bundle(&self, index: u64) -> Result<Option<Bytes>, StoreError> {
+        Store::bundle(self, index)
+    }
+    fn tile(&self, level: u8, index: u64) -> Result<Option<Bytes>, StoreError> {
+        Store::tile(self, level, index)
+    }
+    fn derived(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        Store::derived(self, key)
+    }
+}
+
 /// Named points between the steps of a commit where a test can make the process fail
 /// (`CHIPLEDGER_TEST_FAULT`): the crash harness of RELIABILITY.md uses them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -323,9 +337,12 @@ impl Store {
                     continue;
                 }
                 assert_eq!(*seq, stored + 1, "the run's numbers are consecutive");
-                let batch: Batch = crate::codec::from_bytes(payload).map_err(|error| {
+                let delta: DeltaBatch = crate::codec::from_bytes(payload).map_err(|error| {
                     StoreError::Corrupt(format!("the journal's batch {seq} {error}"))
                 })?;
+                // The values it changes are the store's before it: sled's and the pending
+                // batches' before it, as when it was written.
+                let batch = delta.batch(self, *seq)?;
                 self.pending
                     .write()
                     .expect("not poisoned by a panic")
@@ -584,9 +601,16 @@ impl Store {
         fault(FaultPoint::BeforeTransaction, number).map_err(io)?;
         let mut journal = self.lock_journal();
         let seq = journal.next_seq;
-        let frame = (batch.bytes_at_least() <= JOURNAL_FRAME_MAX_BYTES)
-            .then(|| crate::codec::journal_frame(seq, &crate::codec::to_bytes(batch)))
-            .filter(|frame| journal.takes(frame.len()));
+        let frame = if batch.bytes_at_least() <= JOURNAL_FRAME_MAX_BYTES && journal.accepting() {
+            let delta = DeltaBatch::of(batch, self)?;
+            Some(crate::codec::journal_frame(
+                seq,
+                &crate::codec::to_bytes(&delta),
+            ))
+            .filter(|frame| journal.takes(frame.len()))
+        } else {
+            None
+        };
         if let Some(frame) = frame {
             // FORMAT.md section 6.1: the frame and one fdatasync; sled is not touched.
             journal.write(&frame, &self.path)?;
