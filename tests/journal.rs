@@ -67,6 +67,14 @@ fn two_appends_after_a_copy() -> (TestLedger, TestLedger) {
     (ledger, before)
 }
 
+/// Opening the ledger fails with exit 3, its message holding every one of `words`.
+fn refused(ledger: &TestLedger, words: &[&str]) {
+    let run = ledger.run(&["log"], None).expect(3);
+    for word in words {
+        assert!(run.stderr.contains(word), "`{word}` not in: {}", run.stderr);
+    }
+}
+
 fn journal_path(ledger: &TestLedger) -> std::path::PathBuf {
     ledger.dir.join("store").join(JOURNAL_FILE)
 }
@@ -114,12 +122,7 @@ fn a_damaged_frame_before_an_intact_one_is_named() {
     let (offset, _) = frames(&journal)[2];
     journal[offset + 40] ^= 0xFF;
     std::fs::write(journal_path(&before), &journal).unwrap();
-    let run = before.run(&["log"], None).expect(3);
-    assert!(
-        run.stderr.contains("the journal's frame at offset") && run.stderr.contains("damaged"),
-        "{}",
-        run.stderr
-    );
+    refused(&before, &["the journal's frame at offset", "damaged"]);
 }
 
 #[test]
@@ -129,13 +132,7 @@ fn a_damaged_marker_before_an_intact_frame_is_named() {
     // The marker init wrote at offset 0 (an empty payload: its checksum starts at byte 16).
     journal[20] ^= 0xFF;
     std::fs::write(journal_path(&before), &journal).unwrap();
-    let run = before.run(&["log"], None).expect(3);
-    assert!(
-        run.stderr
-            .contains("the journal's frame at offset 0 is damaged"),
-        "{}",
-        run.stderr
-    );
+    refused(&before, &["the journal's frame at offset 0 is damaged"]);
 }
 
 #[test]
@@ -153,13 +150,7 @@ fn a_journal_that_records_more_than_sled_holds_durably_is_refused() {
     let journal = std::fs::read(journal_path(&ledger)).unwrap();
     assert_eq!(frames(&journal)[0].1, 4096, "a marker frame at offset 0");
     std::fs::copy(journal_path(&ledger), journal_path(&before)).unwrap();
-    let run = before.run(&["log"], None).expect(3);
-    assert!(
-        run.stderr
-            .contains("its journal records it durable through batch"),
-        "{}",
-        run.stderr
-    );
+    refused(&before, &["its journal records it durable through batch"]);
 }
 
 #[test]
@@ -188,19 +179,9 @@ fn a_missing_or_resized_journal_is_named() {
     let ledger = TestLedger::with(HOLDER);
     let journal = std::fs::read(journal_path(&ledger)).unwrap();
     std::fs::write(journal_path(&ledger), &journal[..4096]).unwrap();
-    let run = ledger.run(&["log"], None).expect(3);
-    assert!(
-        run.stderr.contains("the journal is 4096 bytes"),
-        "{}",
-        run.stderr
-    );
+    refused(&ledger, &["the journal is 4096 bytes"]);
     std::fs::remove_file(journal_path(&ledger)).unwrap();
-    let run = ledger.run(&["log"], None).expect(3);
-    assert!(
-        run.stderr.contains("journal") && run.stderr.contains("is missing"),
-        "{}",
-        run.stderr
-    );
+    refused(&ledger, &["journal", "is missing"]);
     std::fs::write(journal_path(&ledger), &journal).unwrap();
     ledger.run(&["verify"], None).expect(0);
 }

@@ -28,10 +28,10 @@ pub const JOURNAL_FILE: &str = "journal";
 /// ms) is rare, few enough that an open replays them in a few ms.
 pub const JOURNAL_BYTES: u64 = 1 << 20;
 
-/// The largest frame the journal takes. A larger batch (an import's thousands of events) is
+/// The largest batch the journal takes, by the bytes of its keys and values. A larger batch (an import's thousands of events) is
 /// flushed into sled directly: journaling it would write its bytes twice for a wait that the
 /// batch's size makes small.
-pub const JOURNAL_FRAME_MAX_BYTES: usize = 256 << 10;
+pub const JOURNAL_BATCH_MAX_BYTES: usize = 256 << 10;
 
 /// The journal of one open store. Its owner holds it behind a lock for a whole commit.
 pub(super) struct Journal {
@@ -141,9 +141,7 @@ impl Journal {
 
     /// Whether a frame of `frame_bytes` may be written now.
     pub fn takes(&self, frame_bytes: usize) -> bool {
-        self.accepting
-            && frame_bytes <= JOURNAL_FRAME_MAX_BYTES
-            && self.next_offset + frame_bytes as u64 <= JOURNAL_BYTES
+        self.accepting && self.next_offset + frame_bytes as u64 <= JOURNAL_BYTES
     }
 
     /// Writes a frame at the end of the run (not yet durable: see [`Journal::sync`]).

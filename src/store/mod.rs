@@ -37,7 +37,7 @@ use delta::DeltaBatch;
 use journal::{Journal, Run};
 use pending::{Merged, Pending, TREES, TreeId};
 
-pub use journal::{JOURNAL_BYTES, JOURNAL_FILE, JOURNAL_FRAME_MAX_BYTES};
+pub use journal::JOURNAL_FILE;
 
 /// Version of the storage layout; `open` refuses any other.
 pub const STORAGE_FORMAT: u32 = 4;
@@ -170,8 +170,8 @@ impl Deref for Bytes {
     }
 }
 
-/// Writes that become durable together. A journal frame's payload is its encoding (section 1).
-#[derive(Default, bincode::Encode, bincode::Decode)]
+/// Writes that become durable together.
+#[derive(Default)]
 pub struct Batch {
     pub bundles: Vec<(u64, Vec<u8>)>,
     pub tiles: Vec<(u8, u64, Vec<u8>)>,
@@ -183,8 +183,8 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// At least the length of the batch's encoding: its values' and keys' bytes.
-    fn bytes_at_least(&self) -> usize {
+    /// The bytes of its keys and values: what decides whether the journal takes it.
+    fn value_bytes(&self) -> usize {
         self.bundles
             .iter()
             .map(|(_, bytes)| bytes.len())
@@ -601,16 +601,17 @@ impl Store {
         fault(FaultPoint::BeforeTransaction, number).map_err(io)?;
         let mut journal = self.lock_journal();
         let seq = journal.next_seq;
-        let frame = if batch.bytes_at_least() <= JOURNAL_FRAME_MAX_BYTES && journal.accepting() {
-            let delta = DeltaBatch::of(batch, self)?;
-            Some(crate::codec::journal_frame(
-                seq,
-                &crate::codec::to_bytes(&delta),
-            ))
-            .filter(|frame| journal.takes(frame.len()))
-        } else {
-            None
-        };
+        let frame =
+            if batch.value_bytes() <= journal::JOURNAL_BATCH_MAX_BYTES && journal.accepting() {
+                let delta = DeltaBatch::of(batch, self)?;
+                Some(crate::codec::journal_frame(
+                    seq,
+                    &crate::codec::to_bytes(&delta),
+                ))
+                .filter(|frame| journal.takes(frame.len()))
+            } else {
+                None
+            };
         if let Some(frame) = frame {
             // FORMAT.md section 6.1: the frame and one fdatasync; sled is not touched.
             journal.write(&frame, &self.path)?;
