@@ -134,6 +134,12 @@ impl<Context> bincode::Decode<Context> for Date {
 }
 bincode::impl_borrow_decode!(Date);
 
+/// 1900-01-01T00:00:00Z (the first instant of `MIN_YEAR`), in microseconds since the epoch.
+const FIRST_MICROSECOND: i64 = -2_208_988_800_000_000;
+/// 9999-12-30T22:00:00.999999Z: the last microsecond jiff represents (its timestamps stay
+/// within a day of its civil range), and so the last an `Instant` can hold.
+const LAST_MICROSECOND: i64 = 253_402_207_200_999_999;
+
 /// A recording time: microseconds since 1970-01-01T00:00:00Z.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, bincode::Encode)]
 pub struct Instant(i64);
@@ -175,9 +181,13 @@ impl Instant {
         self.0
     }
 
+    /// The instant `microseconds` after the epoch, if it lies in the years
+    /// `MIN_YEAR..=MAX_YEAR`. A bounds check, not a calendar conversion: every stored record
+    /// decodes one (a unit test derives the bounds with jiff).
     pub fn from_microseconds(microseconds: i64) -> Option<Instant> {
-        let timestamp = jiff::Timestamp::from_microsecond(microseconds).ok()?;
-        Instant::from_timestamp(timestamp).ok()
+        (FIRST_MICROSECOND..=LAST_MICROSECOND)
+            .contains(&microseconds)
+            .then_some(Instant(microseconds))
     }
 }
 
@@ -211,6 +221,20 @@ bincode::impl_borrow_decode!(Instant);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instant_bounds_are_the_years_bounds() {
+        let first = Instant::parse("1900-01-01T00:00:00Z").unwrap();
+        let last = Instant::parse("9999-12-30T22:00:00.999999Z").unwrap();
+        assert_eq!(jiff::Timestamp::MAX.as_microsecond(), LAST_MICROSECOND);
+        assert_eq!(first.microseconds(), FIRST_MICROSECOND);
+        assert_eq!(last.microseconds(), LAST_MICROSECOND);
+        assert_eq!(Instant::from_microseconds(FIRST_MICROSECOND), Some(first));
+        assert_eq!(Instant::from_microseconds(LAST_MICROSECOND), Some(last));
+        assert_eq!(Instant::from_microseconds(FIRST_MICROSECOND - 1), None);
+        assert_eq!(Instant::from_microseconds(LAST_MICROSECOND + 1), None);
+        assert!(Instant::parse("1899-12-31T23:59:59.999999Z").is_err());
+    }
 
     #[test]
     fn parse_is_strict() {

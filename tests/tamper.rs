@@ -233,3 +233,48 @@ fn damage_sled_reports_is_unavailable_with_advice() {
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
 }
+
+/// Queries decode stored records without re-checking them (`verify` does): a record rewritten
+/// with well-formed bytes but without its back-links is named by `verify`, and the commands
+/// that follow back-links refuse it instead of panicking.
+#[test]
+fn a_record_without_its_back_links_is_named_and_never_panics() {
+    let ledger = fresh();
+    tamper(&ledger, |store| {
+        let bundle = store.bundle(1).unwrap().unwrap().to_vec();
+        let start = entry_offset(&bundle, 3);
+        let end = entry_offset(&bundle, 4);
+        let mut record = chipledger::codec::decode_record(&bundle[start + 2..end]).unwrap();
+        assert_eq!(record.seq, 259);
+        assert!(!record.links.is_empty());
+        record.links.clear();
+        let bytes = bincode::encode_to_vec(&record, bincode::config::legacy()).unwrap();
+        let mut rewritten = bundle[..start].to_vec();
+        rewritten.extend_from_slice(&u16::try_from(bytes.len()).unwrap().to_be_bytes());
+        rewritten.extend_from_slice(&bytes);
+        rewritten.extend_from_slice(&bundle[end..]);
+        Batch {
+            bundles: vec![(1, rewritten)],
+            ..Batch::default()
+        }
+    });
+    verify_fails(&ledger, &["record 259:"]);
+    let proof = ledger.dir.join("a.json");
+    let run = ledger.run(
+        &[
+            "prove",
+            "compliance",
+            "--entity",
+            "a",
+            "-o",
+            proof.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    for args in [&["state"][..], &["log"][..]] {
+        let run = ledger.run(args, None);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+}

@@ -280,8 +280,8 @@ impl Reader {
         self.store.disk_bytes()
     }
 
-    /// The decoded records of a bundle, with their bytes; every record is checked to be
-    /// canonical and to carry the sequence number of its place.
+    /// The decoded records of a bundle, with their bytes; every record is checked to be well
+    /// formed and to carry the sequence number of its place.
     pub(crate) fn bundle(&self, index: u64) -> Result<Arc<DecodedBundle>, Error> {
         if let Some((_, records)) = self
             .cache
@@ -805,7 +805,7 @@ impl TileSource for Reader {
     }
 }
 
-/// Decodes every record of a stored bundle, checking canonical form and sequence numbers.
+/// Decodes every record of a stored bundle ([`decode_stored`]).
 pub(crate) fn decode_bundle(index: u64, bytes: Bytes) -> Result<DecodedBundle, Error> {
     let ranges = codec::bundle_entry_ranges(&bytes)
         .map_err(|error| corrupt(format!("bundle {index}: {error}")))?;
@@ -832,10 +832,11 @@ fn fold_failure(record: &Record, error: FoldError) -> Error {
     corrupt(format!("record {} does not fold: {error}", record.seq))
 }
 
-/// Decodes the bytes stored for record `seq`, checking canonical form and the sequence number.
+/// Decodes the bytes stored for record `seq` ([`codec::decode_stored_record`]: well formed, not
+/// re-encoded), checking its sequence number.
 pub(crate) fn decode_stored(seq: u64, bytes: &[u8]) -> Result<Record, Error> {
-    let record =
-        codec::decode_record(bytes).map_err(|error| corrupt(format!("record {seq} {error}")))?;
+    let record = codec::decode_stored_record(bytes)
+        .map_err(|error| corrupt(format!("record {seq} {error}")))?;
     if record.seq != seq {
         return Err(corrupt(format!(
             "the record at position {seq} says it is record {}",

@@ -249,7 +249,12 @@ fn chain(reader: &Reader, subject: &Subject, latest: Option<u64>) -> Result<Vec<
             .position(|other| other == subject)
             .ok_or_else(|| failed(format!("record {seq} does not concern {subject}")))?;
         seqs.push(seq);
-        next = record.links[position];
+        // Stored records are decoded without checking their back-links against their subjects
+        // (`verify` does): a short list is an error here, not a panic.
+        next = *record
+            .links
+            .get(position)
+            .ok_or_else(|| failed(format!("record {seq} has no back-link for {subject}")))?;
         if next.is_some_and(|previous| previous >= seq) {
             return Err(failed(format!("record {seq} links forward")));
         }

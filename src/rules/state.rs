@@ -157,6 +157,8 @@ pub struct EntityCounters {
 }
 
 impl EntityCounters {
+    /// Every sum is back to zero. Each fold that changes an entity's counters then drops its
+    /// entry, so that a state has one form whatever records were folded in and out.
     pub fn is_empty(&self) -> bool {
         self.holdings.is_empty()
             && self.tpp.total == 0
@@ -634,7 +636,9 @@ impl Counters {
                     if *count == 0 {
                         counters.weights.remove(&event.country);
                     }
-                    self.tidy(&event.entity);
+                    if counters.is_empty() {
+                        self.entities.remove(&event.entity);
+                    }
                 }
                 Ok(())
             }
@@ -661,18 +665,6 @@ impl Counters {
                 event.id
             ))),
             _ => Ok(()),
-        }
-    }
-
-    /// Drops an entity's entry once every one of its sums is back to zero, so that a state has
-    /// one form whatever records were folded in and out.
-    fn tidy(&mut self, entity: &Id) {
-        if self
-            .entities
-            .get(entity)
-            .is_some_and(EntityCounters::is_empty)
-        {
-            self.entities.remove(entity);
         }
     }
 
@@ -732,7 +724,9 @@ impl Counters {
                 self.countries.remove(&country);
             }
         }
-        self.tidy(entity);
+        if counters.is_empty() {
+            self.entities.remove(entity);
+        }
         Ok(())
     }
 
@@ -772,7 +766,9 @@ impl Counters {
                 self.countries.remove(&country);
             }
         }
-        self.tidy(entity);
+        if counters.is_empty() {
+            self.entities.remove(entity);
+        }
         Ok(())
     }
 }
