@@ -61,7 +61,7 @@ pub struct Window {
     bytes: VecDeque<u8>,
     bytes_first: u64,
     /// Each country's latest record that touches an allocation.
-    allocation_last: HashMap<Country, u64>,
+    allocation_last: HashMap<Country, u64, foldhash::fast::RandomState>,
     /// A small number per entity ever seen, so that a link names one in four bytes.
     entity_numbers: HashMap<Id, u32, foldhash::fast::RandomState>,
 }
@@ -125,7 +125,7 @@ impl Window {
             links_first: 0,
             bytes: VecDeque::new(),
             bytes_first: 0,
-            allocation_last: HashMap::new(),
+            allocation_last: HashMap::default(),
             entity_numbers: HashMap::default(),
         }
     }

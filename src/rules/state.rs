@@ -26,12 +26,13 @@ pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 #[derive(Debug)]
 pub struct Params {
     pub ruleset: Ruleset,
-    base_tiers: HashMap<Country, Tier>,
+    /// Looked up for every decision that names a country: foldhash, not SipHash.
+    base_tiers: Map<Country, Tier>,
 }
 
 impl Params {
     pub fn new(ruleset: Ruleset) -> Params {
-        let mut base_tiers = HashMap::new();
+        let mut base_tiers = Map::default();
         for country in &ruleset.tier_one {
             base_tiers.insert(*country, Tier::One);
         }
