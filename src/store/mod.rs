@@ -35,7 +35,7 @@ use sled::Transactional;
 use crate::date::{Date, Instant};
 use delta::DeltaBatch;
 use journal::{Journal, Run};
-use pending::{Merged, Pending, TREES, TreeId};
+use pending::{Merged, Pending, TREES, TreeId, Write};
 
 pub use journal::JOURNAL_FILE;
 
@@ -202,6 +202,48 @@ impl Batch {
             + self.derived_deletes.iter().map(Vec::len).sum::<usize>()
             + self.checkpoint.as_ref().map_or(0, Vec::len)
     }
+
+    /// Every write of the batch numbered `seq`, in the order a sled transaction applies them:
+    /// the one place that says which tree and key each part of a batch goes to (FORMAT.md,
+    /// "Storage layout"), for sled's transaction and for the pending writes alike.
+    fn writes(&self, seq: u64) -> Vec<Write> {
+        let value = |bytes: &[u8]| Some(sled::IVec::from(bytes));
+        let mut writes = Vec::with_capacity(
+            self.bundles.len()
+                + self.tiles.len()
+                + self.derived_deletes.len()
+                + self.derived_puts.len()
+                + 3,
+        );
+        for (index, bytes) in &self.bundles {
+            writes.push((TreeId::Bundles, index.to_be_bytes().to_vec(), value(bytes)));
+        }
+        for (level, index, bytes) in &self.tiles {
+            writes.push((
+                TreeId::Tiles,
+                tile_key(*level, *index).to_vec(),
+                value(bytes),
+            ));
+        }
+        for key in &self.derived_deletes {
+            writes.push((TreeId::Derived, key.clone(), None));
+        }
+        for (key, bytes) in &self.derived_puts {
+            writes.push((TreeId::Derived, key.clone(), value(bytes)));
+        }
+        if let Some(head) = &self.head {
+            writes.push((
+                TreeId::Meta,
+                b"head".to_vec(),
+                value(&crate::codec::to_bytes(head)),
+            ));
+        }
+        if let Some(checkpoint) = &self.checkpoint {
+            writes.push((TreeId::Meta, b"checkpoint".to_vec(), value(checkpoint)));
+        }
+        writes.push((TreeId::Meta, b"batch".to_vec(), value(&seq.to_be_bytes())));
+        writes
+    }
 }
 
 impl delta::Before for Store {
@@ -343,10 +385,7 @@ impl Store {
                 // The values it changes are the store's before it: sled's and the pending
                 // batches' before it, as when it was written.
                 let batch = delta.batch(self, *seq)?;
-                self.pending
-                    .write()
-                    .expect("not poisoned by a panic")
-                    .add(&batch, *seq);
+                self.pending_mut().add(batch.writes(*seq));
                 stored = *seq;
             }
         }
@@ -454,6 +493,11 @@ impl Store {
 
     fn pending(&self) -> std::sync::RwLockReadGuard<'_, Pending> {
         self.pending.read().expect("not poisoned by a panic")
+    }
+
+    /// Only a commit (or the open that replays the journal) changes the pending writes.
+    fn pending_mut(&self) -> std::sync::RwLockWriteGuard<'_, Pending> {
+        self.pending.write().expect("not poisoned by a panic")
     }
 
     fn read(&self, tree: TreeId, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
@@ -617,10 +661,7 @@ impl Store {
             journal.write(&frame, &self.path)?;
             fault(FaultPoint::AfterJournalWrite, number).map_err(io)?;
             journal.sync(&self.path)?;
-            self.pending
-                .write()
-                .expect("not poisoned by a panic")
-                .add(batch, seq);
+            self.pending_mut().add(batch.writes(seq));
         } else {
             // Section 6: one sled transaction with the pending writes and the batch's, flush
             // and sync; the journal then starts again.
@@ -646,36 +687,25 @@ impl Store {
     fn apply(&self, batch: &Batch, seq: u64) -> Result<(), StoreError> {
         // Readers keep reading the pending writes while sled takes them: the same values.
         let pending = self.pending();
-        let head = batch.head.as_ref().map(crate::codec::to_bytes);
+        let writes = batch.writes(seq);
         (&self.bundles, &self.tiles, &self.meta, &self.derived)
             .transaction(|(bundles, tiles, meta, derived)| {
-                for (id, tree) in TREES.iter().zip([bundles, tiles, meta, derived]) {
-                    for (key, value) in pending.entries(*id) {
-                        match value {
-                            Some(value) => tree.insert(key, value.clone())?,
-                            None => tree.remove(key)?,
-                        };
-                    }
+                let trees = [bundles, tiles, meta, derived];
+                let pending_writes = TREES.iter().flat_map(|id| {
+                    pending
+                        .entries(*id)
+                        .map(move |(key, value)| (*id, key, value))
+                });
+                let batch_writes = writes
+                    .iter()
+                    .map(|(id, key, value)| (*id, key.as_slice(), value.as_ref()));
+                for (id, key, value) in pending_writes.chain(batch_writes) {
+                    let tree = trees[id as usize];
+                    match value {
+                        Some(value) => tree.insert(key, value.clone())?,
+                        None => tree.remove(key)?,
+                    };
                 }
-                for (index, bytes) in &batch.bundles {
-                    bundles.insert(&index.to_be_bytes(), bytes.as_slice())?;
-                }
-                for (level, index, bytes) in &batch.tiles {
-                    tiles.insert(&tile_key(*level, *index), bytes.as_slice())?;
-                }
-                for key in &batch.derived_deletes {
-                    derived.remove(key.as_slice())?;
-                }
-                for (key, bytes) in &batch.derived_puts {
-                    derived.insert(key.as_slice(), bytes.as_slice())?;
-                }
-                if let Some(head) = &head {
-                    meta.insert("head", head.as_slice())?;
-                }
-                if let Some(checkpoint) = &batch.checkpoint {
-                    meta.insert("checkpoint", checkpoint.as_slice())?;
-                }
-                meta.insert("batch", &seq.to_be_bytes())?;
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|error| match error {
@@ -688,10 +718,7 @@ impl Store {
             })?;
         drop(pending);
         // Only a commit changes the pending writes, and commits hold the journal's lock.
-        self.pending
-            .write()
-            .expect("not poisoned by a panic")
-            .clear();
+        self.pending_mut().clear();
         Ok(())
     }
 

@@ -8,8 +8,6 @@ use std::ops::RangeBounds;
 
 use sled::IVec;
 
-use super::{Batch, tile_key};
-
 /// The store's four trees.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum TreeId {
@@ -29,46 +27,20 @@ pub(super) const TREES: [TreeId; 4] = [
 /// A key's pending state: its new value, or `None` for a removal.
 type Entry = (Vec<u8>, Option<IVec>);
 
+/// One write of a batch: its tree, key, and new value or `None` for a removal.
+pub(super) type Write = (TreeId, Vec<u8>, Option<IVec>);
+
 #[derive(Default)]
 pub(super) struct Pending {
     trees: [BTreeMap<Vec<u8>, Option<IVec>>; 4],
 }
 
 impl Pending {
-    /// Records the writes of batch `seq`, in the order a sled transaction applies them.
-    pub fn add(&mut self, batch: &Batch, seq: u64) {
-        let [bundles, tiles, meta, derived] = &mut self.trees;
-        for (index, bytes) in &batch.bundles {
-            bundles.insert(
-                index.to_be_bytes().to_vec(),
-                Some(IVec::from(bytes.as_slice())),
-            );
+    /// Records a batch's writes ([`super::Batch::writes`]), in order.
+    pub fn add(&mut self, writes: Vec<Write>) {
+        for (tree, key, value) in writes {
+            self.trees[tree as usize].insert(key, value);
         }
-        for (level, index, bytes) in &batch.tiles {
-            tiles.insert(
-                tile_key(*level, *index).to_vec(),
-                Some(IVec::from(bytes.as_slice())),
-            );
-        }
-        for key in &batch.derived_deletes {
-            derived.insert(key.clone(), None);
-        }
-        for (key, bytes) in &batch.derived_puts {
-            derived.insert(key.clone(), Some(IVec::from(bytes.as_slice())));
-        }
-        if let Some(head) = &batch.head {
-            meta.insert(
-                b"head".to_vec(),
-                Some(IVec::from(crate::codec::to_bytes(head))),
-            );
-        }
-        if let Some(checkpoint) = &batch.checkpoint {
-            meta.insert(
-                b"checkpoint".to_vec(),
-                Some(IVec::from(checkpoint.as_slice())),
-            );
-        }
-        meta.insert(b"batch".to_vec(), Some(IVec::from(&seq.to_be_bytes()[..])));
     }
 
     /// The pending state of `key`: `None` when no pending batch wrote it.
