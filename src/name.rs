@@ -4,9 +4,9 @@
 //! (FORMAT.md), and both refuse control characters, which would let a crafted name rewrite a
 //! terminal line or break an NDJSON export.
 
+use smol_str::SmolStr;
 use std::borrow::Borrow;
 use std::fmt;
-use std::sync::Arc;
 
 /// The longest identifier, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
@@ -15,43 +15,38 @@ pub const MAX_TEXT_BYTES: usize = 512;
 
 /// An identifier: 1 to 128 characters from `[A-Za-z0-9._:-]`.
 ///
-/// Cheap to clone (shared), because the rule state keys its maps by entity and VEU ids.
-#[derive(Clone, Eq, PartialOrd, Ord)]
-pub struct Id(Arc<str>);
+/// Cheap to clone, because the rule state keys its maps by entity and VEU ids and every
+/// event names some: an identifier of at most [`INLINE_ID_BYTES`] bytes (nearly all: event
+/// ids, entity names, chip models) is held inline, so that making, cloning, comparing and
+/// dropping it touches no allocation and no shared reference count; a longer one is shared.
+/// Equality, order and hash are those of the text, consistent with `Borrow<str>`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Id(SmolStr);
 
-/// Equal text, compared by address first: the rule state's maps compare an event's ids with
-/// their keys for every event, and an id parsed on a thread that made it recently (see
-/// [`Id::parse`]) shares its allocation with the key cloned from an earlier event.
-impl PartialEq for Id {
-    fn eq(&self, other: &Id) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
-    }
-}
-
-/// As the text's hash, consistent with [`PartialEq`] and with `Borrow<str>`.
-impl std::hash::Hash for Id {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-    }
-}
+/// The longest identifier held inline, in bytes.
+const INLINE_ID_BYTES: usize = SmolStr::INLINE_CAP;
 
 /// Slots in each thread's cache of recently made identifiers: four times the few thousand
 /// names a large ledger repeats, so that few of them share a slot.
 const RECENT_IDS: usize = 16_384;
 
 thread_local! {
-    /// Identifiers recently made on this thread, each in the slot its text hashes to. Events
-    /// name the same few thousand entities and chips over and over: a repeated identifier is
-    /// then one shared allocation, not one per event, and is not checked again (and compares
-    /// equal to a map key cloned from an earlier event by its address). Ids that name one event
-    /// are made by [`Id::parse_unique`] and do not evict them. The cache holds at most
-    /// [`RECENT_IDS`] identifiers of at most [`MAX_ID_BYTES`] bytes.
+    /// Long identifiers (more than [`INLINE_ID_BYTES`]) recently made on this thread, each in
+    /// the slot its text hashes to. Events name the same few thousand entities over and over: a
+    /// repeated long identifier is then one shared allocation, not one per event, and is not
+    /// checked again. Ids that name one event are made by [`Id::parse_unique`] and do not
+    /// evict them. The cache holds at most [`RECENT_IDS`] identifiers of at most
+    /// [`MAX_ID_BYTES`] bytes.
     static RECENT: std::cell::RefCell<Vec<Option<Id>>> =
         std::cell::RefCell::new(vec![None; RECENT_IDS]);
 }
 
 impl Id {
     pub fn parse(text: &str) -> Result<Id, String> {
+        if text.len() <= INLINE_ID_BYTES {
+            // Held inline: checking it costs less than finding it in the cache.
+            return Id::check(text);
+        }
         let slot = recent_slot(text.as_bytes());
         if let Some(id) = Id::recent(slot, text.as_bytes()) {
             return Ok(id);
@@ -96,7 +91,7 @@ impl Id {
                 bad
             ));
         }
-        Ok(Id(Arc::from(text)))
+        Ok(Id(SmolStr::new(text)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -154,7 +149,7 @@ impl bincode::Encode for Id {
         &self,
         encoder: &mut E,
     ) -> Result<(), bincode::error::EncodeError> {
-        self.0.as_ref().encode(encoder)
+        self.0.as_str().encode(encoder)
     }
 }
 
@@ -194,9 +189,12 @@ impl Id {
         let mut buffer = [0u8; MAX_ID_BYTES];
         decoder.reader().read(&mut buffer[..length])?;
         let bytes = &buffer[..length];
-        // A repeated identifier (nearly all) is found by its bytes: its text was checked when
-        // it entered the cache, so it is not checked again, not even as UTF-8.
-        if repeats && let Some(id) = Id::recent(recent_slot(bytes), bytes) {
+        // A repeated long identifier is found by its bytes: its text was checked when it
+        // entered the cache, so it is not checked again, not even as UTF-8.
+        if repeats
+            && length > INLINE_ID_BYTES
+            && let Some(id) = Id::recent(recent_slot(bytes), bytes)
+        {
             return Ok(id);
         }
         let text = std::str::from_utf8(bytes)
@@ -306,18 +304,53 @@ mod tests {
         }
     }
 
-    /// A repeated identifier shares the first one's allocation; the cache never lets a bad
-    /// one through, nor confuses two texts that land in the same slot.
+    /// A short identifier is held inline and a long repeated one shares the first one's
+    /// allocation; the cache never lets a bad one through, nor confuses two texts that land in
+    /// the same slot.
     #[test]
     fn a_repeated_id_is_shared_and_the_cache_changes_no_answer() {
-        let first = Id::parse("acme").unwrap();
-        let again = Id::parse("acme").unwrap();
-        assert!(Arc::ptr_eq(&first.0, &again.0));
+        let short = "x".repeat(INLINE_ID_BYTES);
+        assert!(!Id::parse(&short).unwrap().0.is_heap_allocated());
+        let long = "x".repeat(INLINE_ID_BYTES + 1);
+        let first = Id::parse(&long).unwrap();
+        let again = Id::parse(&long).unwrap();
+        assert!(first.0.is_heap_allocated());
+        assert_eq!(first.0.as_str().as_ptr(), again.0.as_str().as_ptr());
+        let padding = "y".repeat(INLINE_ID_BYTES);
         for index in 0..3 * RECENT_IDS {
-            let text = format!("E-{index}");
-            assert_eq!(Id::parse(&text).unwrap().as_str(), text);
-            assert_eq!(Id::parse(&text).unwrap().as_str(), text);
-            assert!(Id::parse(&format!("{text} ")).is_err());
+            for text in [format!("E-{index}"), format!("{padding}-{index}")] {
+                assert_eq!(Id::parse(&text).unwrap().as_str(), text);
+                assert_eq!(Id::parse(&text).unwrap().as_str(), text);
+                assert!(Id::parse(&format!("{text} ")).is_err());
+            }
+        }
+    }
+
+    /// Equality, order and hash are the text's, whichever way each side is held, so that maps
+    /// keyed by `Id` answer lookups by `&str` and sort as the text does.
+    #[test]
+    fn inline_and_shared_ids_behave_as_their_text() {
+        use std::hash::BuildHasher;
+        let hasher = foldhash::fast::FixedState::default();
+        let texts = [
+            "a".to_string(),
+            "B200".to_string(),
+            "x".repeat(INLINE_ID_BYTES),
+            "x".repeat(INLINE_ID_BYTES + 1),
+            "y".repeat(MAX_ID_BYTES),
+        ];
+        for left in &texts {
+            let id = Id::parse(left).unwrap();
+            assert_eq!(
+                hasher.hash_one(&id),
+                hasher.hash_one(left.as_str()),
+                "{left}"
+            );
+            for right in &texts {
+                let other = Id::parse(right).unwrap();
+                assert_eq!(id == other, left == right);
+                assert_eq!(id.cmp(&other), left.cmp(right));
+            }
         }
     }
 
