@@ -308,7 +308,7 @@ impl Reader {
     /// The id index, loaded on first use.
     pub(crate) fn load_ids(&self) -> Result<super::index::IdIndex, Error> {
         use super::index::{ID_CHUNK, IDS_PREFIX, IdIndex};
-        let mut ids = IdIndex::with_capacity(self.head.size as usize);
+        let mut hashes = Vec::with_capacity(self.head.size as usize);
         for item in self
             .store
             .derived_from(IDS_PREFIX, &index::key(IDS_PREFIX, 0))
@@ -316,11 +316,12 @@ impl Reader {
             let (key, bytes) = item?;
             let chunk = index::number_after(IDS_PREFIX, &key)
                 .ok_or_else(|| corrupt("an id-index key is malformed".into()))?;
-            if chunk * ID_CHUNK != ids.len() {
+            if chunk * ID_CHUNK != hashes.len() as u64 {
                 return Err(corrupt(format!("id-index chunk {chunk} is out of order")));
             }
-            ids.load_chunk(&bytes).map_err(corrupt)?;
+            IdIndex::read_chunk(&bytes, &mut hashes).map_err(corrupt)?;
         }
+        let ids = IdIndex::from_hashes(hashes);
         if ids.len() != self.head.size {
             return Err(corrupt(format!(
                 "the id index covers {} records; the log has {}",
