@@ -173,7 +173,7 @@ impl Id {
 
     /// Decodes an identifier encoded as a string (a length, then the bytes) through a buffer
     /// on the stack, not a `String`: an identifier is at most [`MAX_ID_BYTES`] long, and a
-    /// repeated one (nearly all) then costs no allocation at all.
+    /// short one (held inline) or a repeated long one then costs no allocation at all.
     fn decode_with<D: bincode::de::Decoder>(
         decoder: &mut D,
         repeats: bool,
