@@ -279,8 +279,7 @@ impl IdIndex {
             .collect()
     }
 
-    /// Appends a stored chunk's hashes (chunks must come in order).
-    /// Appends the hashes of a stored chunk to `hashes`.
+    /// Appends the hashes of a stored chunk to `hashes` (chunks must come in order).
     pub fn read_chunk(bytes: &[u8], hashes: &mut Vec<u64>) -> Result<(), String> {
         if bytes.len() % 8 != 0 {
             return Err("an id-index chunk is not a whole number of hashes".into());
