@@ -94,6 +94,12 @@ pub struct IdIndex {
 
 const TOMBSTONE: u32 = u32::MAX;
 
+/// The table's size for `records` records: a power of two, at least twice their number (the
+/// table is never more than half full), at least 16.
+fn slots_for(records: usize) -> usize {
+    (records.max(8) * 2).next_power_of_two()
+}
+
 /// Regions of the table a rebuild files records into one after another (a power of two).
 const TABLE_REGIONS: usize = 2048;
 /// The most records a rebuild sorts at once (16 MiB).
@@ -111,7 +117,7 @@ impl IdIndex {
             hashes: Vec::with_capacity(records),
             slots: Vec::new(),
         };
-        index.resize((records.max(8) * 2).next_power_of_two());
+        index.resize(slots_for(records));
         index
     }
 
@@ -133,7 +139,7 @@ impl IdIndex {
             hashes,
             slots: Vec::new(),
         };
-        index.resize((index.hashes.len().max(8) * 2).next_power_of_two());
+        index.resize(slots_for(index.hashes.len()));
         index
     }
 
@@ -207,13 +213,13 @@ impl IdIndex {
     }
 
     /// Makes room for `additional` more records, so that filing them never rebuilds the table
-    /// (each rebuild re-files every record, at random places in memory).
+    /// (each rebuild re-files every record).
     pub fn reserve(&mut self, additional: usize) {
         // The table holds fewer than 2^32 records (slots are `u32`).
         let additional = additional.min(u32::MAX as usize - self.hashes.len());
         let records = self.hashes.len() + additional;
         self.hashes.reserve(additional);
-        let capacity = (records * 2).next_power_of_two().max(16);
+        let capacity = slots_for(records);
         if capacity > self.slots.len() {
             self.resize(capacity);
         }
@@ -223,7 +229,7 @@ impl IdIndex {
     pub fn push(&mut self, hash: u64) {
         self.hashes.push(hash);
         if self.slots.len() < 2 * self.hashes.len() {
-            self.resize((2 * self.hashes.len()).next_power_of_two().max(16));
+            self.resize(slots_for(self.hashes.len()));
         } else {
             self.place(hash as usize & self.mask(), self.hashes.len() - 1);
         }
