@@ -383,25 +383,33 @@ pub struct EntityView {
     pub name: String,
     pub hq: Country,
     pub hq_tier: u8,
-    pub parent: Option<String>,
+    #[schemars(with = "Option<String>")]
+    pub parent: Option<Id>,
     pub total_tpp: u64,
     pub total_h100: u64,
-    pub by_country_tpp: BTreeMap<String, u64>,
+    #[schemars(with = "BTreeMap<String, u64>")]
+    pub by_country_tpp: BTreeMap<Country, u64>,
     /// Chips held, by country and model (uncontrolled ones included).
-    pub holdings: BTreeMap<String, BTreeMap<String, u64>>,
-    pub lpp_used_tpp: BTreeMap<String, u64>,
+    #[schemars(with = "BTreeMap<String, BTreeMap<String, u64>>")]
+    pub holdings: BTreeMap<Country, BTreeMap<Id, u64>>,
+    // Years have four digits, so their order is their text's.
+    #[schemars(with = "BTreeMap<String, u64>")]
+    pub lpp_used_tpp: BTreeMap<u16, u64>,
     pub lpp_limit_tpp: u64,
     pub aia_received_tpp: u64,
     pub aia_threshold_tpp: u64,
     pub aia_certified: bool,
-    pub veus: Vec<String>,
+    #[schemars(with = "Vec<String>")]
+    pub veus: Vec<Id>,
     pub uveu_ratios: Option<RatioView>,
-    pub controlled_weights_hosted: BTreeMap<String, u64>,
+    #[schemars(with = "BTreeMap<String, u64>")]
+    pub controlled_weights_hosted: BTreeMap<Country, u64>,
 }
 
 #[derive(Clone, Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct VeuView {
-    pub entity: String,
+    #[schemars(with = "String")]
+    pub entity: Id,
     pub scope: &'static str,
     pub country: Option<Country>,
     pub granted: Date,
@@ -417,9 +425,12 @@ pub struct StateView {
     pub size: u64,
     pub root: String,
     pub h100_tpp: u64,
-    pub countries: BTreeMap<String, CountryView>,
-    pub entities: BTreeMap<String, EntityView>,
-    pub veus: BTreeMap<String, VeuView>,
+    #[schemars(with = "BTreeMap<String, CountryView>")]
+    pub countries: BTreeMap<Country, CountryView>,
+    #[schemars(with = "BTreeMap<String, EntityView>")]
+    pub entities: BTreeMap<Id, EntityView>,
+    #[schemars(with = "BTreeMap<String, VeuView>")]
+    pub veus: BTreeMap<Id, VeuView>,
 }
 
 use crate::rules::refusal::basis_points;
@@ -440,8 +451,9 @@ pub fn state_view(
     let counters = &state.counters;
     let params = &facts.params;
 
-    // Countries named by a counted event, a change, or a holding.
-    let mut named: std::collections::BTreeSet<Country> = std::collections::BTreeSet::new();
+    // Countries named by a counted event, a change, or a holding: tens of thousands of
+    // holdings name a few dozen countries, so they are gathered, sorted and deduplicated.
+    let mut named: Vec<Country> = Vec::new();
     named.extend(counters.countries.keys().copied());
     named.extend(
         facts
@@ -464,10 +476,12 @@ pub fn state_view(
         named.extend(parts.holdings.keys().map(|(country, _)| *country));
         named.extend(parts.weights.keys().copied());
     }
+    named.sort_unstable();
+    named.dedup();
     let countries = named
         .into_iter()
         .filter(|country| filter.country.is_none_or(|wanted| wanted == *country))
-        .map(|country| (country.to_string(), country_view(state, country, date)))
+        .map(|country| (country, country_view(state, country, date)))
         .collect();
 
     let empty = EntityCounters::default();
@@ -490,7 +504,7 @@ pub fn state_view(
             }
         }
         if let Some(view) = entity_view_from(state, id, date, parts) {
-            entities.insert(id.to_string(), view);
+            entities.insert(id.clone(), view);
         }
     }
     let mut veus = BTreeMap::new();
@@ -505,11 +519,11 @@ pub fn state_view(
         {
             continue;
         }
-        if filter.country.is_some() && !entities.contains_key(holder.as_str()) {
+        if filter.country.is_some() && !entities.contains_key(holder) {
             continue;
         }
         if let Some(view) = veu_view(state, id, date) {
-            veus.insert(id.to_string(), view);
+            veus.insert(id.clone(), view);
         }
     }
     StateView {
@@ -571,13 +585,23 @@ fn entity_view_from(
     let h100 = |tpp: u64| h100_equivalents(tpp, facts.params.h100_tpp());
     let fact = facts.entity_at(id, date)?;
     let tpp = &parts.tpp;
-    let mut holdings: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-    for ((country, chip), quantity) in &parts.holdings {
-        holdings
-            .entry(country.to_string())
-            .or_default()
-            .insert(chip.to_string(), *quantity);
-    }
+    // Sorted once, then each country's run becomes its map (built from sorted input in one
+    // pass), rather than tens of thousands of searching inserts over a whole state.
+    let mut held: Vec<(Country, &Id, u64)> = parts
+        .holdings
+        .iter()
+        .map(|((country, chip), quantity)| (*country, chip, *quantity))
+        .collect();
+    held.sort_unstable();
+    let holdings: BTreeMap<Country, BTreeMap<Id, u64>> = held
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|run| {
+            let chips = run
+                .iter()
+                .map(|(_, chip, quantity)| ((*chip).clone(), *quantity));
+            (run[0].0, chips.collect())
+        })
+        .collect();
     let uveu_ratios = facts
         .has_universal_veu(id, date)
         .then(|| ratio_view(facts, tpp, fact.hq, date));
@@ -585,20 +609,20 @@ fn entity_view_from(
         name: fact.name.to_string(),
         hq: fact.hq,
         hq_tier: facts.hq_tier(id, date).number(),
-        parent: fact.parent.as_ref().map(|parent| parent.to_string()),
+        parent: fact.parent.clone(),
         total_tpp: tpp.total,
         total_h100: h100(tpp.total),
         by_country_tpp: tpp
             .by_country
             .iter()
-            .map(|(country, amount)| (country.to_string(), *amount))
+            .map(|(country, amount)| (*country, *amount))
             .collect(),
         holdings,
         lpp_used_tpp: parts
             .lpp
             .iter()
             .filter(|(_, used)| **used > 0)
-            .map(|(year, used)| (year.to_string(), *used))
+            .map(|(year, used)| (*year, *used))
             .collect(),
         lpp_limit_tpp: ruleset.lpp_limit_tpp,
         aia_received_tpp: parts.aia,
@@ -606,13 +630,13 @@ fn entity_view_from(
         aia_certified: facts.certified_by(id, date),
         veus: facts
             .active_veus(id, date)
-            .map(|(veu, _)| veu.to_string())
+            .map(|(veu, _)| veu.clone())
             .collect(),
         uveu_ratios,
         controlled_weights_hosted: parts
             .weights
             .iter()
-            .map(|(country, count)| (country.to_string(), *count))
+            .map(|(country, count)| (*country, *count))
             .collect(),
     })
 }
@@ -626,7 +650,7 @@ pub fn veu_view(state: &State, id: &Id, date: Date) -> Option<VeuView> {
         Scope::National(country) => ("national", Some(country)),
     };
     Some(VeuView {
-        entity: fact.holder.to_string(),
+        entity: fact.holder.clone(),
         scope,
         country,
         granted: fact.granted,

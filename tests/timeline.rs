@@ -586,12 +586,18 @@ proptest! {
     }
 }
 
-/// A ledger of one entity and `count` inventory records, committed as one batch.
-fn inventory_ledger(count: usize) -> TestLedger {
+/// A ledger of one entity and `count` inventory records of 1 to 7 chips, committed as one
+/// batch, with prefix snapshots at multiples of `snapshot_interval` records.
+fn inventory_ledger(count: usize, snapshot_interval: u64) -> TestLedger {
     let temp_ledger = TestLedger::new_uninitialized();
     let now = Instant::parse(common::NOW).unwrap();
-    let (mut ledger, _) =
-        Ledger::create_with(&temp_ledger.dir, Some("test.example/read"), now, 1_000).unwrap();
+    let (mut ledger, _) = Ledger::create_with(
+        &temp_ledger.dir,
+        Some("test.example/read"),
+        now,
+        snapshot_interval,
+    )
+    .unwrap();
     let entity = r#"{"type":"entity","id":"E-a","effective":"2025-01-13","entity":"a","name":"A","hq":"FR"}"#;
     ledger
         .submit(&parse_event(entity).unwrap(), now)
@@ -599,7 +605,8 @@ fn inventory_ledger(count: usize) -> TestLedger {
         .unwrap();
     for index in 0..count {
         let line = format!(
-            r#"{{"type":"inventory","id":"I-{index}","effective":"2025-02-01","entity":"a","chip":"A100","quantity":1,"country":"FR"}}"#
+            r#"{{"type":"inventory","id":"I-{index}","effective":"2025-02-01","entity":"a","chip":"A100","quantity":{},"country":"FR"}}"#,
+            1 + index % 7
         );
         ledger
             .submit(&parse_event(&line).unwrap(), now)
@@ -617,7 +624,7 @@ fn inventory_ledger(count: usize) -> TestLedger {
 #[test]
 fn a_long_read_visits_each_record_once_in_order_and_stops_at_the_visitors_error() {
     // Eight bundles and a part: well past the read-ahead threshold.
-    let temp_ledger = inventory_ledger(2_100);
+    let temp_ledger = inventory_ledger(2_100, 1_000);
     let reader = Reader::open(&temp_ledger.dir).unwrap();
     let size = reader.size();
     assert_eq!(size, 2_102);
@@ -656,6 +663,31 @@ fn a_long_read_visits_each_record_once_in_order_and_stops_at_the_visitors_error(
     }
 }
 
+/// An as-of answer folds records into an earlier snapshot, or out of a later one, latest first;
+/// a long fold decodes its bundles on helper threads while the snapshot itself is decoded. For
+/// every size of a ledger whose only snapshot lies thousands of records in, the answer equals a
+/// full replay: short and long folds, both ways, starting and ending inside bundles.
+#[test]
+fn as_of_folds_in_and_out_of_distant_snapshots_equal_a_full_replay() {
+    let temp_ledger = inventory_ledger(4_300, 4_096);
+    let reader = Reader::open(&temp_ledger.dir).unwrap();
+    let size = reader.size();
+    assert_eq!(size, 4_302);
+    let date = Date::parse("2025-06-30").unwrap();
+    for known_size in (1..=size)
+        .step_by(97)
+        .chain([2_047, 3_000, 4_095, 4_096, 4_097, size])
+    {
+        let fast = reader.state_at(date, known_size).unwrap();
+        let slow = full_replay(&reader, date, known_size);
+        assert_eq!(
+            snapshot::encode(&fast),
+            snapshot::encode(&slow),
+            "known at {known_size}"
+        );
+    }
+}
+
 /// The window keeps exactly the last `capacity` records as they arrive; a walk finds the
 /// records after a place in the timeline that concern an entity, and hands over where it left
 /// the window, to go on through the store.
@@ -664,7 +696,7 @@ fn the_window_of_recent_records_keeps_the_last_ones() {
     use chipledger::ledger::window::{Window, walk_beyond};
     use chipledger::rules::Affected;
     use std::sync::Arc;
-    let temp_ledger = inventory_ledger(300);
+    let temp_ledger = inventory_ledger(300, 1_000);
     let reader = Reader::open(&temp_ledger.dir).unwrap();
     let mut window = Window::with_capacity(0, 64);
     reader

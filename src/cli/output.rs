@@ -109,30 +109,34 @@ impl Table {
                 widths[index] = widths[index].max(cell.chars().count());
             }
         }
-        let format_row = |row: &Vec<String>| -> String {
-            let mut text = String::new();
+        // Rows are written straight into the output: a table of a state has thousands.
+        let write_row = |out: &mut String, row: &[String]| {
+            let start = out.len();
             for (index, cell) in row.iter().enumerate().take(columns) {
                 let pad = widths[index] - cell.chars().count();
                 if index > 0 {
-                    text.push_str("  ");
+                    out.push_str("  ");
                 }
                 if self.right.get(index).copied().unwrap_or(false) {
-                    text.push_str(&" ".repeat(pad));
-                    text.push_str(cell);
+                    out.extend(std::iter::repeat_n(' ', pad));
+                    out.push_str(cell);
                 } else {
-                    text.push_str(cell);
+                    out.push_str(cell);
                     if index + 1 < columns {
-                        text.push_str(&" ".repeat(pad));
+                        out.extend(std::iter::repeat_n(' ', pad));
                     }
                 }
             }
-            text.trim_end().to_string()
+            let kept = out[start..].trim_end().len();
+            out.truncate(start + kept);
+            out.push('\n');
         };
-        let mut out = paint(bold_header, Style::Bold, &format_row(&self.header));
+        let mut header = String::new();
+        write_row(&mut header, &self.header);
+        let mut out = paint(bold_header, Style::Bold, header.trim_end_matches('\n'));
         out.push('\n');
         for row in &self.rows {
-            out.push_str(&format_row(row));
-            out.push('\n');
+            write_row(&mut out, row);
         }
         out
     }

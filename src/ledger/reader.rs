@@ -114,7 +114,7 @@ impl DecodedBundle {
     }
 
     /// The records at `offsets` in the bundle (as many of them as it holds), with their bytes.
-    fn entries(&self, offsets: Range<usize>) -> impl Iterator<Item = (&[u8], &Record)> {
+    fn entries(&self, offsets: Range<usize>) -> impl DoubleEndedIterator<Item = (&[u8], &Record)> {
         let end = offsets.end.min(self.records.len());
         self.records
             .get(offsets.start..end)
@@ -141,6 +141,43 @@ const READ_AHEAD_BUNDLES: u64 = 4;
 /// decoder alone leaves the folding thread waiting.
 fn decoders() -> u64 {
     std::thread::available_parallelism().map_or(1, |cores| cores.get().clamp(1, 4)) as u64
+}
+
+/// Which way [`Reader::walk`] goes through a range: in order, or latest record first (to fold
+/// records out of a later snapshot).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Direction {
+    Forward,
+    Backward,
+}
+
+/// Visits the records of bundle `index` that lie in `range`, in `direction`. Every one of them
+/// must be there: a bundle holding fewer records than the range needs is corrupt.
+fn visit_bundle<S>(
+    state: &mut S,
+    index: u64,
+    bundle: &DecodedBundle,
+    range: &Range<u64>,
+    direction: Direction,
+    visit: &mut impl FnMut(&mut S, &[u8], &Record) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let base = index * BUNDLE_RECORDS;
+    assert!(base < range.end && range.start < base + BUNDLE_RECORDS);
+    let start = range.start.saturating_sub(base) as usize;
+    let end = (range.end - base).min(BUNDLE_RECORDS) as usize;
+    if bundle.len() < end {
+        return Err(corrupt(format!(
+            "record {} is missing from its bundle",
+            base + bundle.len() as u64
+        )));
+    }
+    let mut entries = bundle.entries(start..end);
+    match direction {
+        Direction::Forward => entries.try_for_each(|(bytes, record)| visit(state, bytes, record)),
+        Direction::Backward => entries
+            .rev()
+            .try_for_each(|(bytes, record)| visit(state, bytes, record)),
+    }
 }
 
 struct BundleCache {
@@ -417,39 +454,54 @@ impl Reader {
         to: u64,
         mut visit: impl FnMut(&[u8], &Record) -> Result<(), Error>,
     ) -> Result<(), Error> {
-        let to = to.min(self.head.size);
-        if from < to && (to - 1) / BUNDLE_RECORDS - from / BUNDLE_RECORDS >= READ_AHEAD_BUNDLES {
-            return self.for_each_ahead(from, to, visit);
-        }
-        let mut seq = from;
-        while seq < to {
-            let bundle = self.bundle(seq / BUNDLE_RECORDS)?;
-            let start = (seq % BUNDLE_RECORDS) as usize;
-            let end = ((to - (seq - start as u64)) as usize).min(bundle.len());
-            for (bytes, record) in bundle.entries(start..end) {
-                visit(bytes, record)?;
-            }
-            seq += (end - start) as u64;
-            if end == start {
-                return Err(corrupt(format!("record {seq} is missing from its bundle")));
-            }
-        }
-        Ok(())
+        self.walk(
+            from..to,
+            Direction::Forward,
+            || Ok(()),
+            |_, bytes, record| visit(bytes, record),
+        )
     }
 
-    fn for_each_ahead(
+    /// Calls `visit` with each record in `range` (clipped to the log), in `direction`, and the
+    /// value `start` made, which it returns. `start` runs once the range's first bundles are
+    /// being read and decoded on helper threads: an as-of query decodes its snapshot while the
+    /// records it folds are decoded beside it.
+    fn walk<S>(
         &self,
-        from: u64,
-        to: u64,
-        mut visit: impl FnMut(&[u8], &Record) -> Result<(), Error>,
-    ) -> Result<(), Error> {
-        let (first, last) = (from / BUNDLE_RECORDS, (to - 1) / BUNDLE_RECORDS);
+        range: Range<u64>,
+        direction: Direction,
+        start: impl FnOnce() -> Result<S, Error>,
+        mut visit: impl FnMut(&mut S, &[u8], &Record) -> Result<(), Error>,
+    ) -> Result<S, Error> {
+        let range = range.start..range.end.min(self.head.size);
+        if range.is_empty() {
+            return start();
+        }
+        let (first, last) = (
+            range.start / BUNDLE_RECORDS,
+            (range.end - 1) / BUNDLE_RECORDS,
+        );
+        // The bundle visited `step`-th.
+        let nth = |step: u64| match direction {
+            Direction::Forward => first + step,
+            Direction::Backward => last - step,
+        };
+        let count = last - first + 1;
+        if count <= READ_AHEAD_BUNDLES {
+            let mut state = start()?;
+            for step in 0..count {
+                let index = nth(step);
+                let bundle = self.bundle(index)?;
+                visit_bundle(&mut state, index, &bundle, &range, direction, &mut visit)?;
+            }
+            return Ok(state);
+        }
         let store: &Store = &self.store;
         let decoders = decoders();
         std::thread::scope(|scope| {
-            // One lane per decoding thread: decoder `k` takes bundles `first + k`, `first + k +
-            // decoders`, and so on, and the visitor takes them from the lanes in turn, so they
-            // arrive in order.
+            // One lane per decoding thread: decoder `k` takes the bundles visited `k`-th,
+            // `k + decoders`-th, and so on, and the visitor takes them from the lanes in turn,
+            // so they arrive in the order of the walk.
             let lanes: Vec<_> = (0..decoders)
                 .map(|decoder| {
                     let (sender, receiver) =
@@ -462,8 +514,9 @@ impl Reader {
                     let (spent_sender, spent) =
                         std::sync::mpsc::sync_channel::<DecodedBundle>(READ_AHEAD_BUNDLES as usize);
                     scope.spawn(move || {
-                        for index in (first + decoder..=last).step_by(decoders as usize) {
+                        for step in (decoder..count).step_by(decoders as usize) {
                             spent.try_iter().for_each(drop);
+                            let index = nth(step);
                             let decoded = store
                                 .bundle(index)
                                 .map_err(Error::Store)
@@ -491,31 +544,23 @@ impl Reader {
                     (receiver, spent_sender)
                 })
                 .collect();
-            let mut seq = from;
-            for index in first..=last {
-                let (receiver, spent_sender) = &lanes[((index - first) % decoders) as usize];
-                // A decoder stops only after sending an error, which an earlier turn returned.
-                let Ok(item) = receiver.recv() else { break };
-                let (decoded_index, records) = item?;
-                assert_eq!(decoded_index, index, "bundles arrive in order");
-                let start = (seq % BUNDLE_RECORDS) as usize;
-                let end = ((to - index * BUNDLE_RECORDS) as usize).min(records.len());
-                for (bytes, record) in records.entries(start..end) {
-                    visit(bytes, record)?;
-                }
+            let mut state = start()?;
+            for step in 0..count {
+                let (receiver, spent_sender) = &lanes[(step % decoders) as usize];
+                // A decoder stops early only after sending an error, which an earlier turn
+                // returned, or by panicking, which the scope then passes on.
+                let item = receiver
+                    .recv()
+                    .expect("a decoder sends each bundle of its lane or stops at an error");
+                let (index, records) = item?;
+                assert_eq!(index, nth(step), "bundles arrive in the walk's order");
+                visit_bundle(&mut state, index, &records, &range, direction, &mut visit)?;
                 // The decoder takes bundles back until this side's handle is dropped; when its
                 // queue is full (or it has panicked), the bundle is freed here instead.
                 let _ = spent_sender.try_send(records);
-                if end <= start {
-                    break;
-                }
-                seq += (end - start) as u64;
             }
             drop(lanes);
-            if seq != to {
-                return Err(corrupt(format!("record {seq} is missing from its bundle")));
-            }
-            Ok(())
+            Ok(state)
         })
     }
 
@@ -645,28 +690,23 @@ impl Reader {
         let after = self
             .snapshot_size_at_or_after(size)?
             .filter(|after| after - size < size.saturating_sub(before.unwrap_or(1)));
-        let Some(after) = after else {
-            let (at, mut state, _) = self.snapshot_or_empty(before)?;
-            self.for_each(at, size, |_, record| {
-                state
-                    .apply(record)
-                    .map_err(|error| fold_failure(record, error))
-            })?;
-            return Ok(state);
+        let (range, direction, snapshot) = match after {
+            None => (before.unwrap_or(1)..size, Direction::Forward, before),
+            Some(after) => (size..after, Direction::Backward, Some(after)),
         };
-        let (_, mut state, _) = self.load_snapshot(after)?;
-        // Bundle by bundle from the last, each one's records latest first.
-        for index in (size / BUNDLE_RECORDS..=(after - 1) / BUNDLE_RECORDS).rev() {
-            let records = self.bundle(index)?;
-            for record in records.records().rev() {
-                if (size..after).contains(&record.seq) {
-                    state
-                        .unapply(record)
-                        .map_err(|error| fold_failure(record, error))?;
-                }
+        // The snapshot is decoded while the first records to fold are.
+        let load = || {
+            let (at, state, _) = self.snapshot_or_empty(snapshot)?;
+            assert_eq!(at, snapshot.unwrap_or(1));
+            Ok(state)
+        };
+        self.walk(range, direction, load, |state, _, record| {
+            match direction {
+                Direction::Forward => state.apply(record),
+                Direction::Backward => state.unapply(record),
             }
-        }
-        Ok(state)
+            .map_err(|error| fold_failure(record, error))
+        })
     }
 
     fn genesis_links(&self) -> Links {

@@ -9,7 +9,9 @@ use std::fmt::Write;
 
 use super::svg::{self, Bound, RatioGroup, RatioRow, Series, UseBar};
 use super::{AuditOutcome, Report};
+use crate::country::Country;
 use crate::date::Date;
+use crate::name::Id;
 use crate::rules::refusal::h100_equivalents;
 use crate::view::{CountryView, EntityView};
 
@@ -246,7 +248,7 @@ fn allocations(page: &mut String, view: &crate::view::StateView, h100_tpp: u64) 
          Each bar is a country's use; the grey track and the dark mark are its allocation as of {}.</p>\n",
         view.as_of
     );
-    let mut rows: Vec<(&String, &CountryView, u64)> = view
+    let mut rows: Vec<(&Country, &CountryView, u64)> = view
         .countries
         .iter()
         .filter_map(|(code, country)| {
@@ -335,7 +337,7 @@ fn allocations(page: &mut String, view: &crate::view::StateView, h100_tpp: u64) 
             page,
             "<tr><th scope=\"row\">{}</th><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            escape(code),
+            escape(code.as_str()),
             grouped(*allocation),
             grouped(country.allocation_used_tpp),
             grouped(remaining),
@@ -421,7 +423,7 @@ fn room(margin_tpp: i64, h100_tpp: u64, place: &str) -> String {
 
 fn ratio_group(
     view: &crate::view::StateView,
-    id: &str,
+    id: &Id,
     entity: &EntityView,
     ratios: &crate::view::RatioView,
     h100_tpp: u64,
@@ -431,10 +433,10 @@ fn ratio_group(
         .iter()
         .filter(|veu| {
             view.veus
-                .get(veu.as_str())
+                .get(*veu)
                 .is_some_and(|veu| veu.scope == "universal")
         })
-        .map(String::as_str)
+        .map(Id::as_str)
         .collect();
     // With no controlled TPP the ratios do not apply (framework.md section 8: "when T > 0").
     let applies = entity.total_tpp > 0;
@@ -614,7 +616,7 @@ fn lpp(page: &mut String, report: &Report, h100_tpp: u64) {
          {} (framework.md section 7).</p>\n",
         tpp_h100(limit, h100_tpp)
     );
-    let mut rows: Vec<(&String, &EntityView, &String, u64)> = view
+    let mut rows: Vec<(&Id, &EntityView, &u16, u64)> = view
         .entities
         .iter()
         .flat_map(|(id, entity)| {
@@ -687,9 +689,9 @@ fn lpp(page: &mut String, report: &Report, h100_tpp: u64) {
             page,
             "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            escape(id),
+            escape(id.as_str()),
             escape(&entity.name),
-            escape(year),
+            year,
             grouped(*used),
             grouped(h100_equivalents(*used, h100_tpp)),
             percent_bp(svg::floor_bp(*used, limit)),
