@@ -585,23 +585,13 @@ fn entity_view_from(
     let h100 = |tpp: u64| h100_equivalents(tpp, facts.params.h100_tpp());
     let fact = facts.entity_at(id, date)?;
     let tpp = &parts.tpp;
-    // Sorted once, then each country's run becomes its map (built from sorted input in one
-    // pass), rather than tens of thousands of searching inserts over a whole state.
-    let mut held: Vec<(Country, &Id, u64)> = parts
-        .holdings
-        .iter()
-        .map(|((country, chip), quantity)| (*country, chip, *quantity))
-        .collect();
-    held.sort_unstable();
-    let holdings: BTreeMap<Country, BTreeMap<Id, u64>> = held
-        .chunk_by(|a, b| a.0 == b.0)
-        .map(|run| {
-            let chips = run
-                .iter()
-                .map(|(_, chip, quantity)| ((*chip).clone(), *quantity));
-            (run[0].0, chips.collect())
-        })
-        .collect();
+    let mut holdings: BTreeMap<Country, BTreeMap<Id, u64>> = BTreeMap::new();
+    for ((country, chip), quantity) in &parts.holdings {
+        holdings
+            .entry(*country)
+            .or_default()
+            .insert(chip.clone(), *quantity);
+    }
     let uveu_ratios = facts
         .has_universal_veu(id, date)
         .then(|| ratio_view(facts, tpp, fact.hq, date));

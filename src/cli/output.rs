@@ -129,14 +129,14 @@ impl Table {
             }
             let kept = out[start..].trim_end().len();
             out.truncate(start + kept);
-            out.push('\n');
         };
         let mut header = String::new();
         write_row(&mut header, &self.header);
-        let mut out = paint(bold_header, Style::Bold, header.trim_end_matches('\n'));
+        let mut out = paint(bold_header, Style::Bold, &header);
         out.push('\n');
         for row in &self.rows {
             write_row(&mut out, row);
+            out.push('\n');
         }
         out
     }
