@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::codec::{self, Body, Outcome, Record, Subject};
 use crate::date::{Date, Instant};
 use crate::ledger::Links;
-use crate::ledger::index::{IdIndex, Position, id_hash};
+use crate::ledger::index::{self, IdIndex, Position, id_hash};
 use crate::ledger::window::Window;
 use crate::merkle::{TileWrite, Tree};
 use crate::rules::{self, Affected, Later, Rejection, State, TimelineKey, VoidTarget};
@@ -289,7 +289,8 @@ impl Replay {
         }
         self.ids.push(hash);
         let chain = decoded.chain;
-        if self.size > 0 && key.date < self.max_dates[self.size as usize - 1] {
+        let late = self.size > 0 && key.date < self.max_dates[self.size as usize - 1];
+        if late {
             self.late.push((seq, key.date, chain));
         }
         let max = self
@@ -297,16 +298,13 @@ impl Replay {
             .last()
             .map_or(key.date, |max| (*max).max(key.date));
         self.max_dates.push(max);
-        let position = Position {
-            max_date: max,
-            last_recorded_at: record.recorded_at,
-        };
-        let bundle = (seq / codec::BUNDLE_RECORDS) as usize;
-        if bundle == self.positions.len() {
-            self.positions.push(position);
-        } else {
-            self.positions[bundle] = position;
-        }
+        index::push_position(
+            &mut self.positions,
+            seq,
+            max,
+            record.recorded_at,
+            late.then_some(key.date),
+        );
         self.tree.push(decoded.leaf, &mut self.completed_tiles);
         self.last_chain = chain;
         self.last_recorded_at = Some(record.recorded_at);

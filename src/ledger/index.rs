@@ -8,7 +8,7 @@ use crate::name::Id;
 
 /// Records per id-index chunk (8 bytes each: 32 KiB).
 pub const ID_CHUNK: u64 = 4096;
-/// Bundles per position-index chunk (12 bytes each: 12 KiB).
+/// Bundles per position-index chunk (16 bytes each: 16 KiB).
 pub const POSITION_CHUNK: u64 = 1024;
 /// The fewest records between prefix snapshots, unless a ledger was created with another.
 pub const SNAPSHOT_INTERVAL: u64 = 4_096;
@@ -299,32 +299,84 @@ impl IdIndex {
     }
 }
 
-/// Per bundle: the latest timeline date of any record up to the end of the bundle, and the
-/// recording time of the bundle's last record. Both are non-decreasing along the log, which
-/// makes "the first record dated after D" and "the records known at time T" binary searches.
+/// Per bundle: the latest timeline date of any record up to the end of the bundle, the
+/// recording time of the bundle's last record, and the earliest timeline date of the bundle's
+/// late records. The first two are non-decreasing along the log, which makes "the first record
+/// dated after D" and "the records known at time T" binary searches; the third tells an as-of
+/// query which bundles can hold a late record it must fold in, so it skips the others.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Position {
     pub max_date: Date,
     pub last_recorded_at: Instant,
+    /// `None` when no record of the bundle is late.
+    pub earliest_late_date: Option<Date>,
 }
 
 impl Position {
-    pub const BYTES: usize = 12;
+    pub const BYTES: usize = 16;
+    /// The stored `earliest_late_date` of a bundle without late records (no date has it).
+    const NO_LATE_RECORD: u32 = u32::MAX;
 
-    pub fn to_bytes(self) -> [u8; 12] {
-        let mut bytes = [0u8; 12];
+    pub fn to_bytes(self) -> [u8; Position::BYTES] {
+        let mut bytes = [0u8; Position::BYTES];
         bytes[..4].copy_from_slice(&self.max_date.ordinal().to_le_bytes());
-        bytes[4..].copy_from_slice(&self.last_recorded_at.microseconds().to_le_bytes());
+        bytes[4..12].copy_from_slice(&self.last_recorded_at.microseconds().to_le_bytes());
+        let earliest_late = self
+            .earliest_late_date
+            .map_or(Position::NO_LATE_RECORD, |date| date.ordinal());
+        bytes[12..].copy_from_slice(&earliest_late.to_le_bytes());
         bytes
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Option<Position> {
         let ordinal = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
         let micros = i64::from_le_bytes(bytes.get(4..12)?.try_into().ok()?);
+        let earliest_late = u32::from_le_bytes(bytes.get(12..16)?.try_into().ok()?);
         Some(Position {
             max_date: Date::from_ordinal(ordinal)?,
             last_recorded_at: Instant::from_microseconds(micros)?,
+            earliest_late_date: match earliest_late {
+                Position::NO_LATE_RECORD => None,
+                ordinal => Some(Date::from_ordinal(ordinal)?),
+            },
         })
+    }
+}
+
+/// Brings the position index up to record `seq`, the last of the log: `max_date` is the latest
+/// timeline date up to it, and `late_date` its own timeline date if it is late (earlier than
+/// the latest before it). The one place both the ledger and `verify`'s replay build entries.
+pub fn push_position(
+    positions: &mut Vec<Position>,
+    seq: u64,
+    max_date: Date,
+    recorded_at: Instant,
+    late_date: Option<Date>,
+) {
+    let bundle = (seq / crate::codec::BUNDLE_RECORDS) as usize;
+    let starts_bundle = seq % crate::codec::BUNDLE_RECORDS == 0;
+    assert_eq!(
+        positions.len(),
+        if starts_bundle { bundle } else { bundle + 1 },
+        "record {seq} is not the next record of the position index"
+    );
+    let earlier_late_date = if starts_bundle {
+        None
+    } else {
+        positions[bundle].earliest_late_date
+    };
+    let position = Position {
+        max_date,
+        last_recorded_at: recorded_at,
+        earliest_late_date: match (earlier_late_date, late_date) {
+            (Some(earlier), Some(date)) => Some(earlier.min(date)),
+            (earlier, date) => earlier.or(date),
+        },
+    };
+    if starts_bundle {
+        positions.push(position);
+    } else {
+        positions[bundle] = position;
     }
 }
 
@@ -336,6 +388,48 @@ pub fn positions_chunk_bytes(positions: &[Position], chunk: u64) -> Vec<u8> {
         .iter()
         .flat_map(|position| position.to_bytes())
         .collect()
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::{Position, push_position};
+    use crate::date::{Date, Instant};
+
+    /// Each bundle's entry holds the latest date so far, its last recording time and the
+    /// earliest of its own late dates (none from an earlier bundle), and survives its bytes.
+    #[test]
+    fn each_bundle_keeps_its_earliest_late_date_through_its_bytes() {
+        let day = |day: u8| Date::new(2025, 3, day).expect("valid");
+        let bundle_records = crate::codec::BUNDLE_RECORDS;
+        // (seq, late date): two late records in bundle 0 (the later one dated later), one in
+        // bundle 2, none in bundle 1.
+        let late = [(5, day(1)), (200, day(2)), (2 * bundle_records + 1, day(3))];
+        let mut positions = Vec::new();
+        let mut max_date = day(1);
+        for seq in 0..3 * bundle_records {
+            let late_date = late
+                .iter()
+                .find(|(late_seq, _)| *late_seq == seq)
+                .map(|(_, date)| *date);
+            if late_date.is_none() && seq % 64 == 0 {
+                max_date = max_date.next_day().expect("valid");
+            }
+            let recorded_at = Instant::from_microseconds(seq as i64).expect("valid");
+            push_position(&mut positions, seq, max_date, recorded_at, late_date);
+        }
+        let earliest: Vec<Option<Date>> = positions
+            .iter()
+            .map(|position| position.earliest_late_date)
+            .collect();
+        assert_eq!(earliest, [Some(day(1)), None, Some(day(3))]);
+        assert_eq!(
+            positions[2].last_recorded_at,
+            Instant::from_microseconds(3 * bundle_records as i64 - 1).expect("valid")
+        );
+        for position in positions {
+            assert_eq!(Position::from_bytes(&position.to_bytes()), Some(position));
+        }
+    }
 }
 
 #[cfg(test)]

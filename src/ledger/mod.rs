@@ -216,10 +216,8 @@ impl Ledger {
             snapshot_interval,
             snapshot_bytes_per_record,
         };
-        let position = Position {
-            max_date: genesis.effective,
-            last_recorded_at: now,
-        };
+        let mut positions = Vec::new();
+        index::push_position(&mut positions, 0, genesis.effective, now, None);
         let mut bundle = Vec::new();
         codec::push_entry(&mut bundle, &bytes);
         let mut batch = Batch {
@@ -237,7 +235,7 @@ impl Ledger {
             .push((index::key(IDS_PREFIX, 0), ids.chunk_bytes(0)));
         batch.derived_puts.push((
             index::key(POSITIONS_PREFIX, 0),
-            index::positions_chunk_bytes(&[position], 0),
+            index::positions_chunk_bytes(&positions, 0),
         ));
         store.commit(&batch)?;
         drop(store);
@@ -646,23 +644,21 @@ impl Ledger {
                 std::mem::replace(&mut self.last_bundle, next),
             ));
         }
-        if key.date < self.working.max_date {
+        let late = key.date < self.working.max_date;
+        if late {
             pending.late.push((seq, key.date, bytes.to_vec()));
         }
         self.working.max_date = self.working.max_date.max(key.date);
         self.working.size = seq + 1;
         self.working.last_chain = codec::chain_hash(&bytes);
         self.working.last_recorded_at = record.recorded_at;
-        let position = Position {
-            max_date: self.working.max_date,
-            last_recorded_at: record.recorded_at,
-        };
-        let bundle = (seq / BUNDLE_RECORDS) as usize;
-        if bundle == self.positions.len() {
-            self.positions.push(position);
-        } else {
-            self.positions[bundle] = position;
-        }
+        index::push_position(
+            &mut self.positions,
+            seq,
+            self.working.max_date,
+            record.recorded_at,
+            late.then_some(key.date),
+        );
         let (snapshot_size, snapshot_bytes) = self.last_snapshot;
         if self.working.size % self.working.snapshot_interval == 0
             && self.working.size - snapshot_size

@@ -743,14 +743,50 @@ impl Reader {
         let size = size.min(self.head.size);
         let first_later = self.first_after(date)?.min(size);
         let mut state = self.state_of_prefix(first_later)?;
+        // The records from `first_later` on that belong before `date` are late records, which
+        // lie scattered over many bundles; the late-record index holds their bytes. Only the
+        // bundles whose earliest late record is dated on or before `date` are looked at, so the
+        // length of the log after `date` costs a walk of the position index, not a read of
+        // every late record in it.
+        let mut bundle = first_later / BUNDLE_RECORDS;
+        let bundles = size.div_ceil(BUNDLE_RECORDS);
+        let holds_late_record = |bundle: u64| {
+            self.positions[bundle as usize]
+                .earliest_late_date
+                .is_some_and(|late| late <= date)
+        };
+        while bundle < bundles {
+            if !holds_late_record(bundle) {
+                bundle += 1;
+                continue;
+            }
+            let run_start = bundle;
+            while bundle < bundles && holds_late_record(bundle) {
+                bundle += 1;
+            }
+            let from = first_later.max(run_start * BUNDLE_RECORDS);
+            let to = size.min(bundle * BUNDLE_RECORDS);
+            self.fold_late_records(&mut state, date, from..to)?;
+        }
+        Ok(state)
+    }
+
+    /// Folds into `state` the late records among `seqs` whose timeline date is on or before
+    /// `date`, from the late-record index.
+    fn fold_late_records(
+        &self,
+        state: &mut State,
+        date: Date,
+        seqs: std::ops::Range<u64>,
+    ) -> Result<(), Error> {
         for item in self
             .store
-            .derived_from(LATE_PREFIX, &index::key(LATE_PREFIX, first_later))
+            .derived_from(LATE_PREFIX, &index::key(LATE_PREFIX, seqs.start))
         {
             let (key, value) = item?;
             let seq = index::number_after(LATE_PREFIX, &key)
                 .ok_or_else(|| corrupt("a late-record key is malformed".into()))?;
-            if seq >= size {
+            if seq >= seqs.end {
                 break;
             }
             let (timeline, bytes) = index::parse_late_value(&value).ok_or_else(|| {
@@ -758,7 +794,6 @@ impl Reader {
                     "the late-record entry of record {seq} is malformed"
                 ))
             })?;
-            // Late records lie scattered over many bundles: the index holds their bytes.
             if timeline <= date {
                 let record = decode_stored(seq, bytes)?;
                 state
@@ -766,7 +801,7 @@ impl Reader {
                     .map_err(|error| fold_failure(&record, error))?;
             }
         }
-        Ok(state)
+        Ok(())
     }
 
     /// The RFC 6962 inclusion proof of record `seq` in the tree of the first `size` records.

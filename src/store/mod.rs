@@ -40,7 +40,7 @@ use pending::{Merged, Pending, TREES, TreeId, Write};
 pub use journal::JOURNAL_FILE;
 
 /// Version of the storage layout; `open` refuses any other.
-pub const STORAGE_FORMAT: u32 = 4;
+pub const STORAGE_FORMAT: u32 = 5;
 
 /// sled's segment size. Values larger than a quarter segment become blob files, which sled
 /// writes without fsync; 4 MiB keeps a node of 256-record bundles inline (measured: no blobs
