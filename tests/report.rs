@@ -1,4 +1,5 @@
-//! The HTML report (`chipledger report`), shell completions and the man page.
+//! The HTML report (`chipledger report`), shell completions, the man page, and output into a
+//! pipe that closed early.
 //!
 //! Besides checks on the file's text, one test loads the report in a real headless Chromium and
 //! fails on any console message (the page has no script, and its Content-Security-Policy turns
@@ -586,5 +587,42 @@ fn help_of_the_new_commands_has_examples() {
         let run = common::run_in(None, &[command, "--help"], None, &[]).expect(0);
         assert!(run.stdout.contains("Example"), "{command}: {}", run.stdout);
         assert!(run.stdout.contains(example), "{command}: {}", run.stdout);
+    }
+}
+
+/// Every command that prints, with its standard output a pipe whose reader has already gone
+/// (`chipledger state | head -1` once `head` is done): the command stops quietly with exit 0,
+/// as other Unix tools do, instead of panicking with "Broken pipe".
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let ledger = TestLedger::with(BASE);
+    for args in [
+        &["state"][..],
+        &["state", "--as-of", "2025-06-30"],
+        &["--format", "json", "state"],
+        &["log"],
+        &["--format", "json", "log"],
+        &["show", "1"],
+        &["verify"],
+        &["export"],
+        &["man"],
+        &["completions", "bash"],
+    ] {
+        let mut child = Command::new(common::BIN)
+            .arg("--ledger")
+            .arg(&ledger.dir)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        // The reading end closes before the command writes anything.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("the binary finishes");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }

@@ -23,6 +23,15 @@ pub fn line(text: &str) -> Result<(), Error> {
     writeln!(out, "{text}").map_err(Error::Output)
 }
 
+/// Prints `text` as it is on standard output. Never `print!`: a reader that closes the pipe
+/// early (`| head`) must be an `Error::Output`, which `main` ends quietly on, not a panic.
+pub fn text(text: &str) -> Result<(), Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
+}
+
 /// Prints a note on standard error unless quiet.
 pub fn note(quiet: bool, text: &str) {
     if !quiet {

@@ -515,8 +515,7 @@ pub fn print_state_view(view: &StateView) -> Result<(), Error> {
         text.push('\n');
         text.push_str(&veus.render(false));
     }
-    print!("{text}");
-    std::io::stdout().flush().map_err(Error::Output)
+    output::text(&text)
 }
 
 pub fn export(context: &Context, to: Option<u64>, output_path: Option<&Path>) -> Result<(), Error> {
