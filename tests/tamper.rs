@@ -234,6 +234,50 @@ fn damage_sled_reports_is_unavailable_with_advice() {
     }
 }
 
+/// A head naming another storage format (a ledger written by an earlier or a later chipledger)
+/// is neither damage nor opened: every command says which format it found and which it reads,
+/// exit 3, before anything is decided or written.
+#[test]
+fn a_ledger_in_another_storage_format_is_named_not_called_corrupt() {
+    use chipledger::store::STORAGE_FORMAT;
+    for (format, writer) in [
+        (STORAGE_FORMAT - 1, "an earlier chipledger"),
+        (STORAGE_FORMAT + 1, "a later chipledger"),
+    ] {
+        let ledger = fresh();
+        tamper(&ledger, |store| {
+            let mut head = store.head().unwrap().unwrap();
+            head.format = format;
+            Batch {
+                head: Some(head),
+                ..Batch::default()
+            }
+        });
+        let append =
+            r#"{"type":"aia_certification","id":"C-1","effective":"2025-03-01","entity":"a"}"#;
+        for (args, stdin) in [
+            (&["verify"][..], None),
+            (&["state"][..], None),
+            (&["append", "-"][..], Some(append)),
+        ] {
+            let run = ledger.run(args, stdin).expect(3);
+            let expected = format!(
+                "is in storage format {format}, written by {writer}; this one reads format \
+                 {STORAGE_FORMAT} only. Nothing was recorded"
+            );
+            assert!(run.stderr.contains(&expected), "{args:?}: {}", run.stderr);
+            assert!(!run.stderr.contains("corrupt"), "{args:?}: {}", run.stderr);
+        }
+        match Store::open(&ledger.dir.join("store")) {
+            Err(chipledger::store::StoreError::OtherFormat { format: found, .. }) => {
+                assert_eq!(found, format)
+            }
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("a store in format {format} opened"),
+        }
+    }
+}
+
 /// Queries decode stored records without re-checking them (`verify` does): a record rewritten
 /// with well-formed bytes but without its back-links is named by `verify`, and the commands
 /// that follow back-links refuse it instead of panicking.

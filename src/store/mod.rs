@@ -93,6 +93,9 @@ pub enum StoreError {
     Poisoned(String),
     /// The disk holding the store is full.
     DiskFull(PathBuf),
+    /// The store is in another storage format (FORMAT.md, the version line), written by an
+    /// earlier or a later chipledger: not damage, and not opened.
+    OtherFormat { path: PathBuf, format: u32 },
 }
 
 impl std::fmt::Display for StoreError {
@@ -121,6 +124,18 @@ impl std::fmt::Display for StoreError {
                  some space, then run `chipledger verify` and the command again (events already \
                  recorded are skipped)",
                 path.display()
+            ),
+            StoreError::OtherFormat { path, format } => write!(
+                f,
+                "the ledger at {} is in storage format {format}, written by {} chipledger; this \
+                 one reads format {STORAGE_FORMAT} only. Nothing was recorded: use the chipledger \
+                 that wrote it (its `verify` and `export` still work on it)",
+                path.display(),
+                if *format < STORAGE_FORMAT {
+                    "an earlier"
+                } else {
+                    "a later"
+                }
             ),
             StoreError::Poisoned(reason) => write!(
                 f,
@@ -346,18 +361,24 @@ impl Store {
             return Err(StoreError::Missing(path.to_path_buf()));
         }
         let store = Store::open_sled(path)?;
-        match store.head()? {
-            Some(head) if head.format == STORAGE_FORMAT => {}
-            Some(head) => {
-                return Err(StoreError::Corrupt(format!(
-                    "storage format {} is not the supported format {STORAGE_FORMAT}",
-                    head.format
-                )));
-            }
-            None => return Err(StoreError::Corrupt("the store has no head record".into())),
-        }
+        // Before the journal is read (another format's journal may differ too), and again on
+        // the head the journal's batches leave, which is the one every reader sees.
+        store.check_format()?;
         store.recover()?;
+        store.check_format()?;
         Ok(store)
+    }
+
+    /// Refuses a store whose head names another storage format, or that has no head.
+    fn check_format(&self) -> Result<(), StoreError> {
+        match self.head()? {
+            Some(head) if head.format == STORAGE_FORMAT => Ok(()),
+            Some(head) => Err(StoreError::OtherFormat {
+                path: self.path.clone(),
+                format: head.format,
+            }),
+            None => Err(StoreError::Corrupt("the store has no head record".into())),
+        }
     }
 
     /// Takes the journal's batches that sled lacks (every batch journaled since sled was last
