@@ -1,5 +1,5 @@
-//! The HTML report (`chipledger report`), shell completions, the man page, and output into a
-//! pipe that closed early.
+//! The HTML report (`chipledger report`), shell completions, the man page, output into a pipe
+//! that closed early, and `--timings`.
 //!
 //! Besides checks on the file's text, one test loads the report in a real headless Chromium and
 //! fails on any console message (the page has no script, and its Content-Security-Policy turns
@@ -625,4 +625,56 @@ fn output_into_a_closed_pipe_ends_quietly() {
         assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
+}
+
+/// `--timings` reports each step of `state` and `import` on standard error, one `timings:`
+/// line, and leaves standard output exactly as it is without the flag.
+#[test]
+fn timings_name_each_step_on_stderr_and_change_no_answer() {
+    let ledger = TestLedger::with(BASE);
+    let step_names = |stderr: &str| -> Vec<String> {
+        let line = stderr
+            .lines()
+            .find_map(|line| line.strip_prefix("timings: "))
+            .unwrap_or_else(|| panic!("no timings line in {stderr:?}"));
+        line.split(", ")
+            .map(|step| {
+                let time = step.strip_suffix(" ms").expect("milliseconds");
+                let (name, number) = time.rsplit_once(' ').expect("a name and a number");
+                assert!(number.parse::<f64>().unwrap() >= 0.0, "{step}");
+                name.to_string()
+            })
+            .collect()
+    };
+    for args in [&["state"][..], &["state", "--as-of", "2025-06-30"]] {
+        let plain = ledger.run(args, None).expect(0);
+        let timed = ledger
+            .run(&[&["--timings"][..], args].concat(), None)
+            .expect(0);
+        assert_eq!(timed.stdout, plain.stdout);
+        assert!(!plain.stderr.contains("timings:"), "{}", plain.stderr);
+        assert_eq!(
+            step_names(&timed.stderr),
+            ["open", "state", "view", "print"]
+        );
+    }
+    let file = ledger.path("more.ndjson");
+    std::fs::write(
+        &file,
+        r#"{"type":"aia_certification","id":"C-t","effective":"2025-03-01","entity":"acme"}
+"#,
+    )
+    .unwrap();
+    let run = ledger
+        .run(&["--timings", "import", file.to_str().unwrap()], None)
+        .expect(0);
+    assert!(
+        run.stdout.contains("imported 1 of 1 events"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        step_names(&run.stderr),
+        ["open", "check", "import", "of which waiting for commits"]
+    );
 }

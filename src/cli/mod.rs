@@ -57,6 +57,10 @@ pub struct Cli {
     /// No progress bars or notes on standard error.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// Print on standard error how long each step of `state` and `import` took (wall time), as
+    /// one line starting `timings:`.
+    #[arg(long, global = true)]
+    pub timings: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -299,6 +303,8 @@ pub struct Context {
     pub ledger: PathBuf,
     pub format: Format,
     pub quiet: bool,
+    /// `--timings`: report each step's wall time on standard error.
+    pub timings: bool,
     /// The recording clock: `CHIPLEDGER_NOW`, or the system clock.
     pub now: Instant,
 }
@@ -321,6 +327,7 @@ pub fn run(cli: Cli) -> Result<(), Error> {
         ledger: cli.ledger,
         format: cli.format,
         quiet: cli.quiet,
+        timings: cli.timings,
         now: clock()?,
     };
     match cli.command {

@@ -312,7 +312,9 @@ pub struct StateQuery<'a> {
 }
 
 pub fn state(context: &Context, query: StateQuery<'_>) -> Result<(), Error> {
+    let mut timings = output::Timings::start(context.timings);
     let reader = Reader::open_until_exit(&context.ledger)?;
+    timings.step("open");
     let date = match query.as_of {
         Some(text) => parse_date("--as-of", text)?,
         None => Date::of_instant(context.now),
@@ -335,12 +337,16 @@ pub fn state(context: &Context, query: StateQuery<'_>) -> Result<(), Error> {
             .transpose()?,
     };
     let state = reader.state_at(date, size)?;
+    timings.step("state");
     let root = reader.root_at(size)?;
     let view = view::state_view(&state, date, size, root, &filter);
+    timings.step("view");
     let printed = match context.format {
         Format::Json => output::json(&view),
         Format::Table => print_state_view(&view),
     };
+    timings.step("print");
+    timings.report();
     // The process ends right after: freeing the state and its view one allocation at a time
     // took about a tenth of a cold `state --as-of` (tools/bench/PROFILE.md, goal 4).
     std::mem::forget((state, view));

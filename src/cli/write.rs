@@ -376,12 +376,15 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
         batch,
     } = options;
     let started = Clock::now();
+    let mut timings = output::Timings::start(context.timings);
     let source = file.display().to_string();
     let total = std::fs::metadata(file)
         .map_err(|error| Error::input(&source, format!("cannot open: {error}")))?
         .len();
     let mut ledger = Ledger::open(&context.ledger)?;
+    timings.step("open");
     let events = check_syntax(context, file, total)?;
+    timings.step("check");
     ledger.reserve(events);
     let mut rejects_file = match rejects {
         Some(path) => Some(std::io::BufWriter::new(File::create(path).map_err(
@@ -463,6 +466,9 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
         let through = stop.as_ref().map_or(last_line, |(line, _)| line - 1);
         acknowledge(context, through, ledger.reader().size())?;
     }
+    timings.step("import");
+    timings.part("of which waiting for commits", ledger.commit_wait());
+    timings.report();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

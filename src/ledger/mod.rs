@@ -89,6 +89,8 @@ pub struct Ledger {
     last_snapshot: (u64, u64),
     /// A batch being made durable on a helper thread ([`Ledger::commit_in_background`]).
     in_flight: Option<InFlight>,
+    /// How long this handle has waited for background commits to finish (`--timings`).
+    commit_wait: std::time::Duration,
 }
 
 /// A batch whose store commit runs on a helper thread.
@@ -281,6 +283,7 @@ impl Ledger {
         let last_snapshot = reader.last_snapshot(head.size)?;
         Ok(Ledger {
             in_flight: None,
+            commit_wait: std::time::Duration::ZERO,
             last_snapshot,
             positions: reader.positions.clone(),
             working: head,
@@ -765,15 +768,23 @@ impl Ledger {
         Ok(durable)
     }
 
+    /// How long this handle has waited for background commits ([`Ledger::commit_in_background`])
+    /// to become durable: the part of an import that the disk, not the rules, decided.
+    pub fn commit_wait(&self) -> std::time::Duration {
+        self.commit_wait
+    }
+
     /// Waits for the background commit, if one runs; the log size it made durable.
     pub fn finish_background(&mut self) -> Result<Option<u64>, Error> {
         let Some(in_flight) = self.in_flight.take() else {
             return Ok(None);
         };
+        let waited = std::time::Instant::now();
         let result = in_flight
             .commit
             .join()
             .unwrap_or_else(|_| Err(StoreError::Io("the commit thread panicked".into())));
+        self.commit_wait += waited.elapsed();
         result.map_err(Error::Store)?;
         let size = in_flight.head.size;
         let first = size - in_flight.records.len() as u64;

@@ -55,6 +55,7 @@ pub struct Child {
     pub seconds: f64,
     pub max_rss_bytes: u64,
     pub stdout: String,
+    pub stderr: String,
 }
 
 /// Runs a command to completion, timing it and reading its peak memory from the kernel.
@@ -98,7 +99,53 @@ pub fn run(command: &mut Command) -> Result<Child, BoxError> {
         seconds,
         max_rss_bytes,
         stdout,
+        stderr,
     })
+}
+
+/// The steps of a `--timings` line on a child's standard error (`timings: open 26.7 ms, …`),
+/// each name with its milliseconds.
+pub type Steps = Vec<(String, f64)>;
+
+fn steps(stderr: &str) -> Result<Steps, BoxError> {
+    let line = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("timings: "))
+        .ok_or_else(|| format!("no `timings:` line in {stderr:?}"))?;
+    line.split(", ")
+        .map(|step| {
+            let (name, time) = step
+                .strip_suffix(" ms")
+                .and_then(|step| step.rsplit_once(' '))
+                .ok_or_else(|| format!("`{step}` is not `name N ms`"))?;
+            Ok((name.to_string(), time.parse::<f64>()?))
+        })
+        .collect()
+}
+
+/// Each step's median over the runs, in the order of the steps: `open 26.7 ms, state 12.4 ms`
+/// (seconds from one second on).
+fn step_medians(runs: &[Steps]) -> String {
+    let Some(first) = runs.first() else {
+        return String::new();
+    };
+    first
+        .iter()
+        .map(|(name, _)| {
+            let times: Vec<f64> = runs
+                .iter()
+                .filter_map(|run| run.iter().find(|(step, _)| step == name))
+                .map(|(_, time)| *time)
+                .collect();
+            let time = median(&times);
+            if time >= 1000.0 {
+                format!("{name} {:.2} s", time / 1000.0)
+            } else {
+                format!("{name} {time:.1} ms")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The median of some measurements (the mean of the middle two for an even count).
@@ -122,6 +169,8 @@ pub struct SizeFigures {
     pub entities: u64,
     pub generate_seconds: Option<f64>,
     pub import_seconds: Vec<f64>,
+    /// The import's own `--timings` steps, one list per run.
+    pub import_steps: Vec<Steps>,
     pub import_max_rss_bytes: u64,
     pub sqlite_seconds: Vec<f64>,
     pub sqlite_db_bytes: u64,
@@ -130,6 +179,8 @@ pub struct SizeFigures {
     pub replay_seconds: Vec<f64>,
     pub replay_process_seconds: Vec<f64>,
     pub as_of_seconds: Vec<f64>,
+    /// The query's own `--timings` steps, one list per run.
+    pub as_of_steps: Vec<Steps>,
     pub as_of_cold_cache_seconds: Vec<f64>,
     /// A process that opens the ledger and exits: the floor under any query.
     pub open_seconds: Vec<f64>,
@@ -271,8 +322,9 @@ fn measure_size(plan: &Plan, events: u64) -> Result<(SizeFigures, PathBuf), BoxE
         remove(&ledger)?;
         run(chipledger(plan, &ledger).arg("init"))?;
         let child = run(chipledger(plan, &ledger)
-            .args(["--format", "json", "import"])
+            .args(["--format", "json", "--timings", "import"])
             .arg(&workload))?;
+        figures.import_steps.push(steps(&child.stderr)?);
         let summary = json(&child.stdout)?;
         let recorded = number(&summary, "recorded")? as u64;
         if recorded != events {
@@ -322,8 +374,9 @@ fn measure_size(plan: &Plan, events: u64) -> Result<(SizeFigures, PathBuf), BoxE
     note(&format!("{events} events: state --as-of {AS_OF}"));
     settle_disk();
     for _ in 0..AS_OF_RUNS {
-        let child = run(chipledger(plan, &ledger).args(["state", "--as-of", AS_OF]))?;
+        let child = run(chipledger(plan, &ledger).args(["--timings", "state", "--as-of", AS_OF]))?;
         figures.as_of_seconds.push(child.seconds);
+        figures.as_of_steps.push(steps(&child.stderr)?);
     }
     note(&format!("{events} events: open the ledger and exit"));
     settle_disk();
@@ -534,9 +587,10 @@ pub fn render(
     let ratio = import_rate / sqlite_rate;
     let _ = writeln!(
         out,
-        "| 1 | import {label} events from NDJSON, durable: ≥ 1.0× SQLite and ≥ 400,000 events/s | {} events/s ({:.2} s) | SQLite WAL, synchronous=FULL, 10k-row transactions, BLAKE3 chain: {} events/s ({:.2} s) | {ratio:.2}× | {} |",
+        "| 1 | import {label} events from NDJSON, durable: ≥ 1.0× SQLite and ≥ 400,000 events/s | {} events/s ({:.2} s; steps: {}) | SQLite WAL, synchronous=FULL, 10k-row transactions, BLAKE3 chain: {} events/s ({:.2} s) | {ratio:.2}× | {} |",
         thousands(import_rate as u64),
         median(&big.import_seconds),
+        step_medians(&big.import_steps),
         thousands(sqlite_rate as u64),
         median(&big.sqlite_seconds),
         verdict(ratio >= 1.0 && import_rate >= 400_000.0, || {
@@ -586,8 +640,9 @@ pub fn render(
     let flat = median(&largest.as_of_seconds) / median(&big.as_of_seconds);
     let _ = writeln!(
         out,
-        "| 4 | `state --as-of {AS_OF}` on the {label} ledger, cold process: median < 50 ms; the {} ledger within 2× | {as_of_ms:.1} ms; {}: {:.1} ms | a process that only opens the ledger (sled's recovery) and exits: {:.1} ms; {}: {:.1} ms | {flat:.2}× ({} vs {label}) | {} |",
+        "| 4 | `state --as-of {AS_OF}` on the {label} ledger, cold process: median < 50 ms; the {} ledger within 2× | {as_of_ms:.1} ms (steps: {}); {}: {:.1} ms | a process that only opens the ledger (sled's recovery) and exits: {:.1} ms; {}: {:.1} ms | {flat:.2}× ({} vs {label}) | {} |",
         events_label(largest.events),
+        step_medians(&big.as_of_steps),
         events_label(largest.events),
         median(&largest.as_of_seconds) * 1000.0,
         median(&big.open_seconds) * 1000.0,
@@ -708,13 +763,14 @@ pub fn render(
     for figures in sizes {
         let _ = writeln!(
             out,
-            "- {} events: input {:.0} MiB; {} records of {:.0} MiB ({:.0} bytes each on average); import runs {}; SQLite runs {}; verify runs {}; replay runs {}; as-of runs {} ms{}.",
+            "- {} events: input {:.0} MiB; {} records of {:.0} MiB ({:.0} bytes each on average); import runs {} (steps, medians of `--timings`: {}); SQLite runs {}; verify runs {}; replay runs {}; as-of runs {} ms (steps: {}){}.",
             thousands(figures.events),
             mib(figures.input_bytes),
             thousands(figures.records),
             mib(figures.record_bytes),
             figures.record_bytes as f64 / figures.records as f64,
             list_seconds(&figures.import_seconds),
+            step_medians(&figures.import_steps),
             list_seconds(&figures.sqlite_seconds),
             list_seconds(&figures.verify_seconds),
             list_seconds(&figures.replay_seconds),
@@ -724,6 +780,7 @@ pub fn render(
                 .map(|seconds| format!("{:.0}", seconds * 1000.0))
                 .collect::<Vec<_>>()
                 .join("/"),
+            step_medians(&figures.as_of_steps),
             figures
                 .generate_seconds
                 .map(|seconds| format!("; generated in {seconds:.0} s"))
@@ -874,5 +931,35 @@ pub mod child {
             "p90_us": crate::floor::quantile_us(&times, 0.9),
         })
         .to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timings_lines_give_each_step_and_their_medians() {
+        let runs: Vec<Steps> = [
+            "note\ntimings: open 30.0 ms, state 12.5 ms, view 5.0 ms, print 4.0 ms\n",
+            "timings: open 40.0 ms, state 10.5 ms, view 7.0 ms, print 3.0 ms",
+            "timings: open 35.0 ms, state 11.5 ms, view 6.0 ms, print 2000.0 ms",
+        ]
+        .iter()
+        .map(|stderr| steps(stderr).unwrap())
+        .collect();
+        assert_eq!(runs[0][1], ("state".to_string(), 12.5));
+        assert_eq!(
+            step_medians(&runs),
+            "open 35.0 ms, state 11.5 ms, view 6.0 ms, print 4.0 ms"
+        );
+        let import =
+            steps("timings: check 426.7 ms, of which waiting for commits 1390.3 ms").unwrap();
+        assert_eq!(
+            step_medians(&[import]),
+            "check 426.7 ms, of which waiting for commits 1.39 s"
+        );
+        assert!(steps("no timings here").is_err());
+        assert!(steps("timings: open fast").is_err());
     }
 }
