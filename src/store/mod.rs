@@ -128,8 +128,8 @@ impl std::fmt::Display for StoreError {
             StoreError::OtherFormat { path, format } => write!(
                 f,
                 "the ledger at {} is in storage format {format}, written by {} chipledger; this \
-                 one reads format {STORAGE_FORMAT} only. Nothing was recorded: use the chipledger \
-                 that wrote it (its `verify` and `export` still work on it)",
+                 one reads format {STORAGE_FORMAT} only. Nothing was recorded: open it with the \
+                 chipledger that wrote it",
                 path.display(),
                 if *format < STORAGE_FORMAT {
                     "an earlier"
