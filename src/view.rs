@@ -439,6 +439,9 @@ fn ratio_bp(numerator: u64, denominator: u64) -> u64 {
     basis_points(numerator, denominator)
 }
 
+/// From this many entities on, [`state_view`] builds their views on two threads.
+const PARALLEL_VIEW_ENTITIES: usize = 512;
+
 /// Builds the view of `state` as of `date`.
 pub fn state_view(
     state: &State,
@@ -485,28 +488,48 @@ pub fn state_view(
         .collect();
 
     let empty = EntityCounters::default();
-    let mut entities = BTreeMap::new();
     let mut entity_ids: Vec<_> = facts.entities.keys().collect();
     entity_ids.sort();
-    for id in entity_ids {
-        if filter.entity.as_ref().is_some_and(|wanted| wanted != id) {
-            continue;
+    let shown = |id: &&Id| {
+        if filter.entity.as_ref().is_some_and(|wanted| wanted != *id) {
+            return false;
         }
-        let parts = counters.entities.get(id).unwrap_or(&empty);
-        if let Some(country) = filter.country {
-            let holds_there = parts.holdings.keys().any(|(c, _)| *c == country);
-            let based_there = facts
+        let Some(country) = filter.country else {
+            return true;
+        };
+        let parts = counters.entities.get(*id).unwrap_or(&empty);
+        parts.holdings.keys().any(|(c, _)| *c == country)
+            || facts
                 .entities
-                .get(id)
-                .is_some_and(|fact| fact.hq == country);
-            if !holds_there && !based_there {
-                continue;
-            }
-        }
-        if let Some(view) = entity_view_from(state, id, date, parts) {
-            entities.insert(id.clone(), view);
-        }
-    }
+                .get(*id)
+                .is_some_and(|fact| fact.hq == country)
+    };
+    entity_ids.retain(shown);
+    let views = |ids: &[&Id]| -> Vec<(Id, EntityView)> {
+        ids.iter()
+            .filter_map(|id| {
+                let parts = counters.entities.get(*id).unwrap_or(&empty);
+                entity_view_from(state, id, date, parts).map(|view| ((*id).clone(), view))
+            })
+            .collect()
+    };
+    // Each entity's view depends on the state alone: a large state's are built in two halves,
+    // the second on a helper thread (a cold `state` of 2,000 entities spent about a tenth of
+    // its time here, tools/bench/PROFILE.md, goal 4).
+    let entities: BTreeMap<Id, EntityView> = if entity_ids.len() >= PARALLEL_VIEW_ENTITIES {
+        let (first, second) = entity_ids.split_at(entity_ids.len() / 2);
+        let (first, second) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| views(second));
+            let first = views(first);
+            (
+                first,
+                second.join().expect("building entity views does not panic"),
+            )
+        });
+        first.into_iter().chain(second).collect()
+    } else {
+        views(&entity_ids).into_iter().collect()
+    };
     let mut veus = BTreeMap::new();
     let mut veu_ids: Vec<_> = facts.veus.keys().collect();
     veu_ids.sort();

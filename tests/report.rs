@@ -1,5 +1,5 @@
 //! The HTML report (`chipledger report`), shell completions, the man page, output into a pipe
-//! that closed early, and `--timings`.
+//! that closed early, `--timings`, and the state of many entities.
 //!
 //! Besides checks on the file's text, one test loads the report in a real headless Chromium and
 //! fails on any console message (the page has no script, and its Content-Security-Policy turns
@@ -677,4 +677,50 @@ fn timings_name_each_step_on_stderr_and_change_no_answer() {
         step_names(&run.stderr),
         ["open", "check", "import", "of which waiting for commits"]
     );
+}
+
+/// A state of many entities (enough that their views are built on two threads) shows each
+/// entity exactly as a query for that entity alone does, every entity once, and filters by
+/// country as a small state does.
+#[test]
+fn a_state_of_many_entities_shows_each_as_a_query_for_it_alone() {
+    let countries = ["US", "MY", "FR", "IN"];
+    let mut lines = String::new();
+    for index in 0..700 {
+        let hq = countries[index % countries.len()];
+        lines.push_str(&format!(
+            r#"{{"type":"entity","id":"E-{index}","effective":"2025-01-13","entity":"firm-{index:03}","name":"Firm {index}","hq":"{hq}"}}
+{{"type":"inventory","id":"I-{index}","effective":"2025-02-01","entity":"firm-{index:03}","chip":"H100","quantity":{},"country":"{hq}"}}
+"#,
+            index + 1
+        ));
+    }
+    let ledger = TestLedger::new();
+    let file = ledger.path("many.ndjson");
+    std::fs::write(&file, lines).unwrap();
+    ledger
+        .run(&["import", file.to_str().unwrap()], None)
+        .expect(0);
+    let full = ledger.state(&[]);
+    let entities = full["entities"].as_object().expect("entities");
+    let names: Vec<&String> = entities.keys().collect();
+    let expected: Vec<String> = (0..700).map(|index| format!("firm-{index:03}")).collect();
+    assert_eq!(names, expected.iter().collect::<Vec<_>>());
+    for index in [0, 1, 349, 350, 351, 698, 699] {
+        let name = format!("firm-{index:03}");
+        let alone = ledger.state(&["--entity", &name]);
+        assert_eq!(alone["entities"].as_object().unwrap().len(), 1);
+        assert_eq!(entities[&name], alone["entities"][&name], "{name}");
+        assert_eq!(
+            entities[&name]["holdings"][countries[index % 4]]["H100"],
+            index as u64 + 1
+        );
+    }
+    let french = ledger.state(&["--country", "FR"]);
+    let french: Vec<&String> = french["entities"].as_object().unwrap().keys().collect();
+    let expected: Vec<String> = (0..700)
+        .filter(|index| index % 4 == 2)
+        .map(|index| format!("firm-{index:03}"))
+        .collect();
+    assert_eq!(french, expected.iter().collect::<Vec<_>>());
 }
