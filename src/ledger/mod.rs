@@ -769,7 +769,7 @@ impl Ledger {
     }
 
     /// How long this handle has waited for background commits ([`Ledger::commit_in_background`])
-    /// to become durable: the part of an import that the disk, not the rules, decided.
+    /// to finish: the time the deciding thread spent idle behind the commit thread.
     pub fn commit_wait(&self) -> std::time::Duration {
         self.commit_wait
     }
