@@ -80,6 +80,15 @@ impl Date {
         Date::from_civil(civil)
     }
 
+    /// The day `days` days before this one, or `None` before 1900-01-01.
+    pub fn days_before(&self, days: u16) -> Option<Date> {
+        let civil = self
+            .to_civil()
+            .checked_sub(jiff::Span::new().days(i64::from(days)))
+            .ok()?;
+        Date::from_civil(civil)
+    }
+
     fn to_civil(self) -> jiff::civil::Date {
         jiff::civil::Date::new(self.year as i16, self.month as i8, self.day as i8)
             .expect("a Date is always a valid calendar date")
@@ -277,6 +286,26 @@ mod tests {
         }
         for date in parsed {
             assert_eq!(Date::from_ordinal(date.ordinal()), Some(date));
+        }
+    }
+
+    /// Whole days back, across months, years and a leap day; none before 1900-01-01.
+    #[test]
+    fn days_before_counts_calendar_days() {
+        for (from, days, expected) in [
+            ("2027-12-31", 32, Some("2027-11-29")),
+            ("2028-03-01", 1, Some("2028-02-29")),
+            ("2026-01-15", 31, Some("2025-12-15")),
+            ("2026-01-15", 0, Some("2026-01-15")),
+            ("1900-01-05", 4, Some("1900-01-01")),
+            ("1900-01-05", 5, None),
+        ] {
+            let earlier = Date::parse(from).unwrap().days_before(days);
+            assert_eq!(
+                earlier.map(|date| date.to_string()).as_deref(),
+                expected,
+                "{days} days before {from}"
+            );
         }
     }
 

@@ -739,3 +739,56 @@ fn the_window_of_recent_records_keeps_the_last_ones() {
     assert_eq!(seqs(&found), (136..150).collect::<Vec<_>>());
     assert_eq!(beyond.len(), 1);
 }
+
+/// Past its floor the window keeps the last 32 days of the timeline, however many records they
+/// are, but never more than an eighth of the log: records a day apart leave once they are 33
+/// days older than the latest; records that all share one date leave at the ceiling.
+#[test]
+fn the_window_keeps_the_recent_days_up_to_an_eighth_of_the_log() {
+    use chipledger::ledger::window::Window;
+    let check = |temp_ledger: &TestLedger, expected_kept: u64| {
+        let reader = Reader::open(&temp_ledger.dir).unwrap();
+        let mut window = Window::with_floor(0, 4);
+        reader
+            .for_each(0, reader.size(), |bytes, record| {
+                window.push(record, &record.subjects(), bytes);
+                assert!(window.end() - window.first() >= 4.min(window.end()));
+                Ok(())
+            })
+            .unwrap();
+        let first = reader.size() - expected_kept;
+        assert_eq!((window.first(), window.end()), (first, reader.size()));
+        assert!(window.get(first - 1).is_none());
+        assert_eq!(*window.get(first).unwrap(), reader.record(first).unwrap());
+    };
+
+    // One record a day for 400 days: the 33 dated within 32 days of the last one stay (an
+    // eighth of the log would be 50).
+    let temp_ledger = TestLedger::new_uninitialized();
+    let now = Instant::parse(common::NOW).unwrap();
+    let (mut ledger, _) =
+        Ledger::create_with(&temp_ledger.dir, Some("test.example/read"), now, 4_096).unwrap();
+    let entity = r#"{"type":"entity","id":"E-a","effective":"2025-01-13","entity":"a","name":"A","hq":"FR"}"#;
+    ledger
+        .submit(&parse_event(entity).unwrap(), now)
+        .unwrap()
+        .unwrap();
+    let mut effective = Date::parse("2025-02-01").unwrap();
+    for day in 0..400 {
+        let line = format!(
+            r#"{{"type":"inventory","id":"I-{day}","effective":"{effective}","entity":"a","chip":"A100","quantity":1,"country":"FR"}}"#
+        );
+        ledger
+            .submit(&parse_event(&line).unwrap(), now)
+            .unwrap()
+            .unwrap();
+        effective = effective.next_day().unwrap();
+    }
+    ledger.commit().unwrap();
+    drop(ledger);
+    check(&temp_ledger, 33);
+
+    // 300 records on one date after two others: the ceiling, an eighth of the 301 records the
+    // log held before the last one came, keeps 37.
+    check(&inventory_ledger(300, 1_000), 301 / 8);
+}

@@ -2,13 +2,13 @@
 //!
 //! A late record or a void needs the records that sit after it in the timeline and concern its
 //! subjects. Nearly always they are recent, so the writer and the verifier keep, for the last
-//! 32nd of the log (at least [`CAPACITY`] records), what finding them takes: each
-//! record's place in the timeline and the
-//! links a walk follows. Every record carries, per subject, the sequence number of the
-//! subject's previous record (its back-links, FORMAT.md), so an entity's recent records are a
-//! walk back from its latest one. A country's counters are read only for its allocation, so
-//! its walk follows a chain of its own through the records that touch an allocation, which the
-//! window keeps. Only a walk reaching further back than the window reads the store.
+//! [`RECENT_DAYS`] of the timeline (at least [`CAPACITY`] records, at most an eighth of the
+//! log), what finding them takes: each record's place in the timeline and the links a walk
+//! follows. Every record carries, per subject, the sequence number of the subject's previous
+//! record (its back-links, FORMAT.md), so an entity's recent records are a walk back from its
+//! latest one. A country's counters are read only for its allocation, so its walk follows a
+//! chain of its own through the records that touch an allocation, which the window keeps.
+//! Only a walk reaching further back than the window reads the store.
 //!
 //! The records themselves are kept as their canonical bytes and decoded when a walk finds them
 //! (on a 1,000,000-event import, about 20,000 in all). Decoded records cost about 400 bytes and
@@ -24,25 +24,35 @@ use std::sync::Arc;
 
 use crate::codec::{self, Record, Subject};
 use crate::country::Country;
+use crate::date::Date;
 use crate::name::Id;
 use crate::rules::{Affected, Later, TimelineKey, touches_allocation};
 
 /// Records kept at least: about two months of a busy ledger's history, some 20 MiB.
 pub const CAPACITY: usize = 1 << 16;
-/// Beyond [`CAPACITY`], the window keeps this share of the log (one record in 32), so that it
-/// covers the same span of dates however long the log grows: a late record's walk back to its
-/// date then stays in memory on a large log too, instead of reading the store record by record
-/// (in the benchmark's 10,000,000-event workload, 65,536 records are about a week of its three
-/// years, a 32nd is 34 days, and its late records reach back up to 30 days). It costs about 10
-/// bytes per record of the log; a sixteenth was no faster there and took 113 MiB more.
-const LOG_SHARE: u64 = 32;
+/// Past [`CAPACITY`], the window keeps the records of the last this many days of the timeline
+/// (a month of late reports): a late record's walk back to its date then stays in memory
+/// however many records a day the ledger holds, instead of reading the store record by record
+/// (a sled read and a scan of the record's bundle each). A 32nd of the log stood in for it
+/// until 2026-12-03, but a share covers a month only once the log is long enough: importing the
+/// benchmark's 10,000,000 events (about 9,200 a day, late records reaching back up to 30
+/// days), the first eight million walked the store. Interleaved, four imports each: the
+/// deciding step took 46.6 to 50.3 s before and 40.4 to 44.6 s after, the whole import 52.0
+/// to 56.2 s against 46.3 to 50.4 s, peaking at 524 to 529 MiB against 455 to 467 MiB.
+const RECENT_DAYS: u16 = 32;
+/// Past [`CAPACITY`], the window never keeps more than this share of the log (an eighth), so a
+/// ledger whose records crowd onto a few dates costs at most about 35 bytes per record of the
+/// log. A quarter, or no ceiling at all, was no faster on the 10,000,000-event import.
+const LOG_SHARE: u64 = 8;
 
 /// A link to no earlier record.
 const NONE: u64 = u64::MAX;
 
 pub struct Window {
+    /// The floor: records kept whatever their dates (or, when `grows` is false, the most kept).
     capacity: usize,
-    /// Whether the capacity grows with the log ([`LOG_SHARE`]); not for a test's small window.
+    /// Whether the window keeps the recent days past its floor, up to its ceiling
+    /// ([`LOG_SHARE`]); not for a test's small window of fixed capacity.
     grows: bool,
     /// The sequence number of `entries[0]`.
     first: u64,
@@ -64,6 +74,11 @@ pub struct Window {
     allocation_last: HashMap<Country, u64, foldhash::fast::RandomState>,
     /// A small number per entity ever seen, so that a link names one in four bytes.
     entity_numbers: HashMap<Id, u32, foldhash::fast::RandomState>,
+    /// The latest timeline date of any record pushed, and the date [`RECENT_DAYS`] before it:
+    /// past the floor, records dated before that one leave. A rolled-back record's date is not
+    /// taken back: the window is a cache, and only how much it holds would change.
+    latest: Option<Date>,
+    leaves_before: Option<Date>,
 }
 
 #[derive(Clone, Copy)]
@@ -109,6 +124,13 @@ impl Window {
         Window::empty(first, CAPACITY, true)
     }
 
+    /// A window like [`Window::new`]'s with another floor than [`CAPACITY`]: tests see its
+    /// recent days and its ceiling without pushing 65,536 records first.
+    #[doc(hidden)]
+    pub fn with_floor(first: u64, floor: usize) -> Window {
+        Window::empty(first, floor, true)
+    }
+
     /// A window that keeps at most `capacity` records, however long the log.
     pub fn with_capacity(first: u64, capacity: usize) -> Window {
         Window::empty(first, capacity, false)
@@ -127,10 +149,12 @@ impl Window {
             bytes_first: 0,
             allocation_last: HashMap::default(),
             entity_numbers: HashMap::default(),
+            latest: None,
+            leaves_before: None,
         }
     }
 
-    /// How many records the window keeps now.
+    /// The most records the window keeps now: its floor, or past it an eighth of the log.
     fn capacity(&self) -> usize {
         let share = usize::try_from(self.end() / LOG_SHARE).unwrap_or(usize::MAX);
         if self.grows {
@@ -138,6 +162,26 @@ impl Window {
         } else {
             self.capacity
         }
+    }
+
+    /// Whether the oldest record leaves before the next one enters: when the window is at its
+    /// ceiling, or past its floor and the oldest record is dated more than [`RECENT_DAYS`]
+    /// before the latest date the window has seen (the next record's included).
+    fn full(&self) -> bool {
+        let len = self.entries.len();
+        if !self.grows {
+            return len >= self.capacity;
+        }
+        if len < self.capacity {
+            return false;
+        }
+        if len >= self.capacity() {
+            return true;
+        }
+        self.entries
+            .front()
+            .zip(self.leaves_before)
+            .is_some_and(|(oldest, leaves_before)| oldest.key.date < leaves_before)
     }
 
     /// The first sequence number the window holds (or would hold).
@@ -195,9 +239,14 @@ impl Window {
             subjects.len(),
             "a record has one back-link per subject"
         );
-        // The oldest leaves before the newest enters, so neither queue grows past what the
-        // capacity needs (a queue one past a power of two would double its buffer).
-        if self.entries.len() >= self.capacity() {
+        // The oldest leave before the newest enters, so neither queue grows past what the
+        // window keeps (a queue one past a power of two would double its buffer).
+        let incoming = TimelineKey::of(record);
+        if self.latest.is_none_or(|latest| latest < incoming.date) {
+            self.latest = Some(incoming.date);
+            self.leaves_before = incoming.date.days_before(RECENT_DAYS);
+        }
+        while self.full() {
             let oldest = self.entries.pop_front().expect("the window is full");
             while self.links_first < oldest.links_end {
                 self.links.pop_front();
@@ -248,7 +297,7 @@ impl Window {
         }
         self.bytes.extend(bytes);
         self.entries.push_back(Entry {
-            key: TimelineKey::of(record),
+            key: incoming,
             links_end: self.links_first + self.links.len() as u64,
             bytes_end: self.bytes_first + self.bytes.len() as u64,
         });
@@ -438,8 +487,8 @@ pub fn walk_beyond<E>(
 mod tests {
     use super::*;
 
-    /// The writer's and the verifier's window keeps a share of the log beyond its floor; a
-    /// window of fixed capacity (the tests' small windows) does not grow.
+    /// The writer's and the verifier's window may keep up to a share of the log beyond its
+    /// floor; a window of fixed capacity (the tests' small windows) does not grow.
     #[test]
     fn the_window_grows_with_the_log_only_past_its_floor() {
         assert_eq!(Window::new(0).capacity(), CAPACITY);
@@ -447,7 +496,7 @@ mod tests {
             Window::new(LOG_SHARE * CAPACITY as u64).capacity(),
             CAPACITY
         );
-        assert_eq!(Window::new(10_000_000).capacity(), 312_500);
+        assert_eq!(Window::new(10_000_000).capacity(), 1_250_000);
         assert_eq!(Window::with_capacity(10_000_000, 4).capacity(), 4);
     }
 }
