@@ -160,6 +160,7 @@ pub fn verify_store(
                 ))
             })?;
             let count = entries.len() as u64;
+            replay.warm(entries.iter().map(|(_, decoded)| decoded));
             for (range, decoded) in entries {
                 let record = replay
                     .push(&bundle.bytes[range.clone()], decoded, &source)

@@ -185,6 +185,11 @@ impl Replay {
         self.find_hashed(id, id_hash(id), source)
     }
 
+    /// Readies the duplicate-id probes of records about to be pushed ([`IdIndex::warm`]).
+    pub fn warm<'a>(&self, decoded: impl Iterator<Item = &'a Decoded>) {
+        self.ids.warm(decoded.map(|decoded| decoded.id_hash));
+    }
+
     fn find_hashed(
         &self,
         id: &crate::name::Id,

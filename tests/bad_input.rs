@@ -253,3 +253,51 @@ fn duplicate_ids_and_unknown_references_are_refused_by_the_rules() {
     }
     assert_eq!(ledger.size_and_root(), before);
 }
+
+/// An import decides ids as `append` does: a line that repeats an earlier one exactly, in the
+/// log or earlier in the same file, is skipped; an id already used with other content stops
+/// the import there, refused: the lines before it are recorded, none after it.
+#[test]
+fn an_import_skips_repeated_lines_and_refuses_a_reused_id() {
+    let ledger = TestLedger::with(BASE);
+    let acme = r#"{"type":"entity","id":"E-acme","effective":"2025-01-13","entity":"acme","name":"Acme Cloud","hq":"US"}"#;
+    let file = ledger.path("repeats.ndjson");
+    let lines = [
+        GOOD.to_string(),
+        acme.to_string(),
+        GOOD.to_string(),
+        GOOD.replace("S-ok", "S-ok-2"),
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let run = ledger
+        .run(
+            &["--format", "json", "import", file.to_str().unwrap()],
+            None,
+        )
+        .expect(0);
+    // A progress line per committed batch, then the summary.
+    let last = run.stdout.trim().lines().last().unwrap();
+    let summary: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(
+        (&summary["recorded"], &summary["already_recorded"]),
+        (&serde_json::json!(2), &serde_json::json!(2)),
+        "{}",
+        run.stdout
+    );
+    let before = ledger.size_and_root();
+    let lines = [
+        GOOD.replace("S-ok", "S-ok-3"),
+        GOOD.replace("\"quantity\":10", "\"quantity\":11"),
+        GOOD.replace("S-ok", "S-ok-4"),
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let run = ledger
+        .run(&["import", file.to_str().unwrap()], None)
+        .expect(1);
+    assert!(
+        run.stderr.contains("line 2") && run.stderr.contains("refused DUPLICATE_ID"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(ledger.size_and_root().0, before.0 + 1);
+}

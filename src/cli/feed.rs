@@ -13,6 +13,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::Scope;
 
 use crate::input::{self, Lines, Submission};
+use crate::ledger::HashedSubmission;
 
 /// Lines per block: large enough that a channel hand-over costs nothing per line, small enough
 /// that a block's text stays in cache (at most 4,096 × 64 KiB in theory, about 1 MiB in practice).
@@ -38,7 +39,8 @@ pub struct Parsed {
     pub number: u64,
     /// Its line in [`ParsedBlock::text`].
     pub span: Range<usize>,
-    pub submission: Submission,
+    /// With its event id's index hash, computed here rather than on the ledger's thread.
+    pub submission: HashedSubmission,
 }
 
 /// Consecutive events of the file, in order.
@@ -177,7 +179,7 @@ pub fn stream<'scope, R: BufRead + Send + 'scope>(
                     Ok(submission) => events.push(Parsed {
                         number,
                         span,
-                        submission,
+                        submission: HashedSubmission::new(submission),
                     }),
                     Err(bad) => {
                         // The events before it first, then the bad line.
@@ -261,7 +263,7 @@ mod tests {
                     Ok(block) => {
                         for event in block.events {
                             assert_eq!(
-                                event.submission.event.id.as_str(),
+                                event.submission.submission().event.id.as_str(),
                                 format!("C-{}", event.number)
                             );
                             assert!(

@@ -19,6 +19,9 @@ use crate::view;
 
 /// The most an `append` or `check` call reads: larger inputs belong to `import`.
 const MAX_APPEND_BYTES: u64 = 64 << 20;
+/// Events whose duplicate-id probes an import readies at a time ([`Ledger::warm_ids`]): their
+/// table lines (two per event) stay in cache while the events are decided.
+const WARM_EVENTS: usize = 64;
 /// Events per durable batch during `import`, unless `--batch` says otherwise.
 pub const IMPORT_BATCH: u64 = 10_000;
 
@@ -414,9 +417,17 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
                 )
             })?;
             let feed::ParsedBlock { text, events } = block;
-            for event in events {
+            let id_hashes: Vec<u64> = events
+                .iter()
+                .map(|event| event.submission.id_hash())
+                .collect();
+            for (position, event) in events.into_iter().enumerate() {
+                if position % WARM_EVENTS == 0 {
+                    let next = position..(position + WARM_EVENTS).min(id_hashes.len());
+                    ledger.warm_ids(id_hashes[next].iter().copied());
+                }
                 tally.last_line = event.number;
-                match ledger.submit_owned(event.submission, context.now)? {
+                match ledger.submit_hashed(event.submission, context.now)? {
                     Ok(Admitted::Recorded(_)) => tally.recorded += 1,
                     Ok(Admitted::AlreadyRecorded(_)) => tally.skipped += 1,
                     Err(refusal) => {

@@ -38,6 +38,32 @@ pub fn commitment_id(size: u64) -> Id {
     Id::parse(&format!("chipledger:commitment:{size}")).expect("valid id")
 }
 
+/// A submission and its event id's hash in the id index. Only [`HashedSubmission::new`]
+/// makes one, so the hash always belongs to the event: a wrong one would let a duplicate id
+/// through.
+pub struct HashedSubmission {
+    submission: Submission,
+    id_hash: u64,
+}
+
+impl HashedSubmission {
+    pub fn new(submission: Submission) -> HashedSubmission {
+        let id_hash = index::id_hash(&submission.event.id);
+        HashedSubmission {
+            submission,
+            id_hash,
+        }
+    }
+
+    pub fn submission(&self) -> &Submission {
+        &self.submission
+    }
+
+    pub fn id_hash(&self) -> u64 {
+        self.id_hash
+    }
+}
+
 /// What became of a submitted event.
 #[derive(Clone, Debug)]
 pub enum Admitted {
@@ -444,9 +470,27 @@ impl Ledger {
         submission: Submission,
         now: Instant,
     ) -> Result<Result<Admitted, Refusal>, Error> {
+        self.submit_hashed(HashedSubmission::new(submission), now)
+    }
+
+    /// Readies the duplicate-id probes of submissions about to come ([`IdIndex::warm`]): an
+    /// import passes the next few events' hashes before deciding them.
+    pub fn warm_ids(&self, hashes: impl Iterator<Item = u64>) {
+        self.ids.warm(hashes);
+    }
+
+    /// [`Ledger::submit_owned`], with the event id's index hash already computed (an import
+    /// computes it on the thread that parsed the line).
+    pub fn submit_hashed(
+        &mut self,
+        submission: HashedSubmission,
+        now: Instant,
+    ) -> Result<Result<Admitted, Refusal>, Error> {
         self.begin();
-        let Submission { effective, event } = submission;
-        let id_hash = index::id_hash(&event.id);
+        let HashedSubmission {
+            submission: Submission { effective, event },
+            id_hash,
+        } = submission;
         if let Some(existing) = self.find_hashed(&event.id, id_hash)? {
             if content_bytes(existing.effective, &existing.event)
                 == content_bytes(effective, &event)
