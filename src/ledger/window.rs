@@ -36,7 +36,8 @@ pub const CAPACITY: usize = 1 << 16;
 /// (a sled read and a scan of the record's bundle each). A 32nd of the log stood in for it
 /// until 2026-12-03, but a share covers a month only once the log is long enough: importing the
 /// benchmark's 10,000,000 events (about 9,200 a day, late records reaching back up to 30
-/// days), the first eight million walked the store. Interleaved, four imports each: the
+/// days), a 32nd covers 30 days only past about 8.9 million records, and until then the walks
+/// of the later late records left the window for the store. Interleaved, four imports each: the
 /// deciding step took 46.6 to 50.3 s before and 40.4 to 44.6 s after, the whole import 52.0
 /// to 56.2 s against 46.3 to 50.4 s, peaking at 524 to 529 MiB against 455 to 467 MiB.
 const RECENT_DAYS: u16 = 32;
