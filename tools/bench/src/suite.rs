@@ -694,7 +694,7 @@ pub fn render(
          {} events or fewer, whose imports take under a second), each run a fresh \
          process, timed from outside \
          except where a row gives a time taken inside it (replay, proofs, appends, fsyncs; \
-         peak memory from the kernel's rusage). Before each latency series (as-of, open, \
+         peak memory and CPU time from the kernel's rusage). Before each latency series (as-of, open, \
          the fsync floor and the appends) the kernel writes out every dirty page (`sync`), so \
          that the earlier steps' writes do not queue in front of it. Workloads: \
          `workload --seed {}` (tools/bench/README.md), imported with recording time {NOW}. \
@@ -903,24 +903,26 @@ pub fn render(
     for figures in sizes {
         let _ = writeln!(
             out,
-            "- {} events: input {:.0} MiB; {} records of {:.0} MiB ({:.0} bytes each on average); import runs {} (steps, medians of `--timings`: {}); SQLite runs {}; verify runs {}; replay runs {}; as-of runs {} ms (steps: {}){}.",
+            "- {} events: input {:.0} MiB; {} records of {:.0} MiB ({:.0} bytes each on average); import runs {} (CPU {}; steps, medians of `--timings`: {}); SQLite runs {} (CPU {}); verify runs {} (CPU {}); replay runs {} (CPU {}); as-of runs {} ms (CPU {} ms; steps: {}); open-alone runs {} ms (CPU {} ms){}.",
             thousands(figures.events),
             mib(figures.input_bytes),
             thousands(figures.records),
             mib(figures.record_bytes),
             figures.record_bytes as f64 / figures.records as f64,
             list_seconds(&figures.import_seconds),
+            list_seconds(&figures.import_cpu_seconds),
             step_medians(&figures.import_steps),
             list_seconds(&figures.sqlite_seconds),
+            list_seconds(&figures.sqlite_cpu_seconds),
             list_seconds(&figures.verify_seconds),
+            list_seconds(&figures.verify_cpu_seconds),
             list_seconds(&figures.replay_seconds),
-            figures
-                .as_of_seconds
-                .iter()
-                .map(|seconds| format!("{:.0}", seconds * 1000.0))
-                .collect::<Vec<_>>()
-                .join("/"),
+            list_seconds(&figures.replay_cpu_seconds),
+            list_milliseconds(&figures.as_of_seconds),
+            list_milliseconds(&figures.as_of_cpu_seconds),
             step_medians(&figures.as_of_steps),
+            list_milliseconds(&figures.open_seconds),
+            list_milliseconds(&figures.open_cpu_seconds),
             figures
                 .generate_seconds
                 .map(|seconds| format!("; generated in {seconds:.0} s"))
@@ -948,6 +950,15 @@ pub fn render(
     let notes = include_str!("../PROFILE.md");
     let _ = writeln!(out, "{}", notes.trim_end());
     out
+}
+
+/// Milliseconds, without the unit: `47/43/42`.
+fn list_milliseconds(values: &[f64]) -> String {
+    values
+        .iter()
+        .map(|seconds| format!("{:.0}", seconds * 1000.0))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn list_seconds(values: &[f64]) -> String {
