@@ -115,7 +115,8 @@ fn cpu_seconds(usage: &libc::rusage) -> f64 {
 
 /// The CPU time this process has used so far, all its threads together.
 fn own_cpu_seconds() -> f64 {
-    // SAFETY: `usage` is a plain C struct the kernel fills for this process.
+    // SAFETY: `usage` is a plain C struct, valid when all zeroes, and getrusage(2) writes only
+    // into it.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let status = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     assert_eq!(status, 0, "getrusage(RUSAGE_SELF) cannot fail");
