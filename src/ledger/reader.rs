@@ -132,9 +132,16 @@ impl DecodedBundle {
     }
 }
 
-/// Bundles a range must span to be read on helper threads ([`Reader::for_each`]), and the
-/// bundles each of them decodes ahead.
-const READ_AHEAD_BUNDLES: u64 = 4;
+/// Bundles a range must span to be read on helper threads ([`Reader::for_each`]).
+const HELPERS_FROM_BUNDLES: u64 = 4;
+
+/// Bundles each helper thread of [`Reader::for_each`] decodes ahead of the visitor, so that a
+/// bundle slower than the others (one whose sled node must first be read, say) holds up only
+/// its own decoder. With four, the other decoder soon filled its queue and waited too: a replay
+/// of 1,000,000 records kept 1.74 of the 2 cores busy, and 1.88 with 32, in 9% less time; the
+/// as-of query on the 10,000,000-record ledger folded in 20% less (tools/bench/PROFILE.md, goal
+/// 2). A decoded bundle is about 100 KB.
+const DECODED_AHEAD_BUNDLES: usize = 32;
 
 /// Threads that decode bundles for [`Reader::for_each`]: one per core, up to four. Decoding a
 /// record costs about twice as much as folding it (tools/bench/PROFILE.md, goal 2), so one
@@ -487,7 +494,7 @@ impl Reader {
             Direction::Backward => last - step,
         };
         let count = last - first + 1;
-        if count <= READ_AHEAD_BUNDLES {
+        if count <= HELPERS_FROM_BUNDLES {
             let mut state = start()?;
             for step in 0..count {
                 let index = nth(step);
@@ -504,15 +511,14 @@ impl Reader {
             // so they arrive in the order of the walk.
             let lanes: Vec<_> = (0..decoders)
                 .map(|decoder| {
-                    let (sender, receiver) =
-                        std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES as usize);
+                    let (sender, receiver) = std::sync::mpsc::sync_channel(DECODED_AHEAD_BUNDLES);
                     // Visited bundles go back to their decoder to be freed where they were
                     // allocated: freed here, each of their allocations would take the lock of
                     // the decoder's heap while it allocates from it. A replay of 1,000,000
                     // records took about half as long once they went back
                     // (tools/bench/PROFILE.md, goal 2).
                     let (spent_sender, spent) =
-                        std::sync::mpsc::sync_channel::<DecodedBundle>(READ_AHEAD_BUNDLES as usize);
+                        std::sync::mpsc::sync_channel::<DecodedBundle>(DECODED_AHEAD_BUNDLES);
                     scope.spawn(move || {
                         for step in (decoder..count).step_by(decoders as usize) {
                             spent.try_iter().for_each(drop);
