@@ -453,7 +453,7 @@ impl Reader {
     }
 
     /// Calls `visit` with each record in `from..to`, in order. A long range is read and
-    /// decoded on helper threads ([`decoders`]), a few bundles ahead of `visit`: decoding costs
+    /// decoded on helper threads ([`decoders`]), bundles ahead of `visit`: decoding costs
     /// more than folding, and they then share the machine's cores.
     pub fn for_each(
         &self,
