@@ -50,8 +50,8 @@ const LOG_SHARE: u64 = 8;
 const NONE: u64 = u64::MAX;
 
 pub struct Window {
-    /// The floor: records kept whatever their dates (or, when `grows` is false, the most kept).
-    capacity: usize,
+    /// Records kept whatever their dates (or, when `grows` is false, the most kept).
+    floor: usize,
     /// Whether the window keeps the recent days past its floor, up to its ceiling
     /// ([`LOG_SHARE`]); not for a test's small window of fixed capacity.
     grows: bool,
@@ -137,9 +137,9 @@ impl Window {
         Window::empty(first, capacity, false)
     }
 
-    fn empty(first: u64, capacity: usize, grows: bool) -> Window {
+    fn empty(first: u64, floor: usize, grows: bool) -> Window {
         Window {
-            capacity: capacity.max(1),
+            floor: floor.max(1),
             grows,
             first,
             origin: first,
@@ -159,9 +159,9 @@ impl Window {
     fn capacity(&self) -> usize {
         let share = usize::try_from(self.end() / LOG_SHARE).unwrap_or(usize::MAX);
         if self.grows {
-            self.capacity.max(share)
+            self.floor.max(share)
         } else {
-            self.capacity
+            self.floor
         }
     }
 
@@ -169,11 +169,9 @@ impl Window {
     /// ceiling, or past its floor and the oldest record is dated more than [`RECENT_DAYS`]
     /// before the latest date the window has seen (the next record's included).
     fn full(&self) -> bool {
+        // A window that does not grow has its floor for its ceiling: one of these two holds.
         let len = self.entries.len();
-        if !self.grows {
-            return len >= self.capacity;
-        }
-        if len < self.capacity {
+        if len < self.floor {
             return false;
         }
         if len >= self.capacity() {
@@ -327,7 +325,7 @@ impl Window {
         }
         if self.end() != next {
             let entity_numbers = std::mem::take(&mut self.entity_numbers);
-            *self = Window::empty(next, self.capacity, self.grows);
+            *self = Window::empty(next, self.floor, self.grows);
             self.entity_numbers = entity_numbers;
         }
         debug_assert!(self.origin <= self.first);
