@@ -91,15 +91,16 @@ fn read_ahead(
     for item in store.bundles_from(0) {
         spent.try_iter().for_each(drop);
         let bundle = item.map_err(Error::from).map(|(index, bytes)| {
-            let entries = codec::bundle_entry_ranges(&bytes).map(|ranges| {
-                ranges
-                    .into_iter()
-                    .map(|range| {
+            // Each entry is decoded as it is found, while its bytes are in the cache
+            // (`codec::BundleEntries`).
+            let entries = codec::BundleEntries::new(&bytes)
+                .map(|entry| {
+                    entry.map(|range| {
                         let decoded = Decoded::of(&bytes[range.clone()]);
                         (range, decoded)
                     })
-                    .collect()
-            });
+                })
+                .collect();
             AheadBundle {
                 index,
                 bytes,

@@ -374,3 +374,40 @@ fn non_canonical_encodings_are_refused() {
         Err(CodecError::LinksMismatch { .. })
     ));
 }
+
+/// An entry bundle's framing: the entries found, in order, or the first break in it; and the
+/// iterator stops at that break.
+#[test]
+fn bundle_framing_is_found_entry_by_entry() {
+    fn check(bundle: &[u8], expected: Result<Vec<std::ops::Range<usize>>, &str>) {
+        let found = bundle_entry_ranges(bundle).map_err(|error| error.to_string());
+        assert_eq!(found, expected.map_err(str::to_string), "bundle {bundle:?}");
+        let items: Vec<_> = BundleEntries::new(bundle).collect();
+        let errors = items.iter().filter(|item| item.is_err()).count();
+        assert!(errors <= 1, "bundle {bundle:?}: {items:?}");
+        assert!(errors == 0 || items.last().unwrap().is_err());
+    }
+    let mut full = Vec::new();
+    for _ in 0..BUNDLE_RECORDS {
+        push_entry(&mut full, b"x");
+    }
+    let full_ranges = (0..BUNDLE_RECORDS as usize)
+        .map(|entry| entry * 3 + 2..entry * 3 + 3)
+        .collect();
+    let mut over = full.clone();
+    push_entry(&mut over, b"y");
+
+    check(&[], Ok(vec![]));
+    check(&[0, 0, 0, 1, 5], Ok(vec![2..2, 4..5]));
+    check(&[0, 2, 7, 7, 0, 1, 9], Ok(vec![2..4, 6..7]));
+    check(&full, Ok(full_ranges));
+    check(
+        &[0, 1, 9, 0],
+        Err("entry bundle is broken: a length prefix is cut short"),
+    );
+    check(
+        &[0, 1, 9, 0, 3, 1],
+        Err("entry bundle is broken: entry 1 claims 3 bytes but 1 remain"),
+    );
+    check(&over, Err("entry bundle is broken: more than 256 entries"));
+}

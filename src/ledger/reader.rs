@@ -887,15 +887,20 @@ impl TileSource for Reader {
     }
 }
 
-/// Decodes every record of a stored bundle ([`decode_stored`]).
+/// Decodes every record of a stored bundle ([`decode_stored`]), each as its entry is found
+/// ([`codec::BundleEntries`]). A bundle whose framing is broken is reported as such, even
+/// where a record before the break does not decode.
 pub(crate) fn decode_bundle(index: u64, bytes: Bytes) -> Result<DecodedBundle, Error> {
-    let ranges = codec::bundle_entry_ranges(&bytes)
-        .map_err(|error| corrupt(format!("bundle {index}: {error}")))?;
-    let mut records = Vec::with_capacity(ranges.len());
-    for (offset, range) in ranges.into_iter().enumerate() {
+    let framing = |error: codec::CodecError| corrupt(format!("bundle {index}: {error}"));
+    let mut entries = codec::BundleEntries::new(&bytes);
+    let mut records = Vec::with_capacity(BUNDLE_RECORDS as usize);
+    for (offset, entry) in (&mut entries).enumerate() {
+        let range = entry.map_err(framing)?;
         let seq = index * BUNDLE_RECORDS + offset as u64;
-        let record = decode_stored(seq, &bytes[range.clone()])?;
-        records.push((range, record));
+        match decode_stored(seq, &bytes[range.clone()]) {
+            Ok(record) => records.push((range, record)),
+            Err(error) => return Err(entries.find_map(Result::err).map_or(error, framing)),
+        }
     }
     Ok(DecodedBundle { bytes, records })
 }
