@@ -82,8 +82,7 @@ impl Id {
                 text.chars().count()
             ));
         }
-        // Bytes, not characters: every allowed character is ASCII.
-        if !text.bytes().all(is_id_byte) {
+        if !all_id_bytes(text.as_bytes()) {
             let bad = text.chars().find(|c| !is_id_char(*c)).unwrap_or('?');
             return Err(format!(
                 "`{}` contains {:?}; identifiers use only letters, digits and . _ : -",
@@ -99,8 +98,13 @@ impl Id {
     }
 }
 
-fn is_id_byte(byte: u8) -> bool {
-    ID_BYTES[usize::from(byte)]
+/// Whether every byte is one an identifier may hold. Bytes, not characters: every allowed
+/// character is ASCII. Without a branch per byte: nearly every identifier passes, and a loop
+/// that stops early costs about twice as many instructions per byte (callgrind).
+fn all_id_bytes(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(true, |valid, byte| valid & ID_BYTES[usize::from(*byte)])
 }
 
 /// Which bytes an identifier may hold, as a table: every stored record's identifiers are
@@ -294,7 +298,11 @@ mod tests {
     #[test]
     fn ids_follow_the_pattern() {
         for byte in 0..=u8::MAX {
-            assert_eq!(is_id_byte(byte), is_id_char(char::from(byte)), "{byte}");
+            assert_eq!(
+                all_id_bytes(&[byte]),
+                is_id_char(char::from(byte)),
+                "{byte}"
+            );
         }
         for good in ["a", "S-1", "acme.cloud:eu_1", &"x".repeat(128)] {
             assert!(Id::parse(good).is_ok(), "{good}");

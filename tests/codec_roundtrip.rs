@@ -327,6 +327,33 @@ proptest! {
         }
     }
 
+    /// Decoding a stored record onto a vector is decoding it: the same record for the same
+    /// bytes, the same error for bytes that are not one, and nothing pushed then.
+    #[test]
+    fn a_stored_record_pushed_is_the_record_decoded(record in record(), position in any::<prop::sample::Index>(), bit in 0u8..8, cut in 0usize..3) {
+        let bytes = encode_record(&record).unwrap();
+        let mut changed = bytes.clone();
+        let index = position.index(changed.len());
+        changed[index] ^= 1 << bit;
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let shorter = &bytes[..bytes.len() - cut];
+        for candidate in [&bytes[..], &changed, &longer, shorter] {
+            let mut records = vec![(7u8, record.clone())];
+            let pushed = push_stored_record(candidate, &mut records, 9u8);
+            match decode_stored_record(candidate) {
+                Ok(decoded) => {
+                    prop_assert_eq!(pushed, Ok(()));
+                    prop_assert_eq!(records, vec![(7, record.clone()), (9, decoded)]);
+                }
+                Err(error) => {
+                    prop_assert_eq!(pushed, Err(error));
+                    prop_assert_eq!(records.len(), 1);
+                }
+            }
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let _ = decode_record(&bytes);

@@ -887,7 +887,7 @@ impl TileSource for Reader {
     }
 }
 
-/// Decodes every record of a stored bundle ([`decode_stored`]), each as its entry is found
+/// Decodes every record of a stored bundle (as [`decode_stored`] does), each as its entry is found
 /// ([`codec::BundleEntries`]). A bundle whose framing is broken is reported as such, even
 /// where a record before the break does not decode.
 pub(crate) fn decode_bundle(index: u64, bytes: Bytes) -> Result<DecodedBundle, Error> {
@@ -897,9 +897,11 @@ pub(crate) fn decode_bundle(index: u64, bytes: Bytes) -> Result<DecodedBundle, E
     for (offset, entry) in (&mut entries).enumerate() {
         let range = entry.map_err(framing)?;
         let seq = index * BUNDLE_RECORDS + offset as u64;
-        match decode_stored(seq, &bytes[range.clone()]) {
-            Ok(record) => records.push((range, record)),
-            Err(error) => return Err(entries.find_map(Result::err).map_or(error, framing)),
+        let decoded = codec::push_stored_record(&bytes[range.clone()], &mut records, range)
+            .map_err(|error| stored_failure(seq, error))
+            .and_then(|()| check_seq(seq, &records[offset].1));
+        if let Err(error) = decoded {
+            return Err(entries.find_map(Result::err).map_or(error, framing));
         }
     }
     Ok(DecodedBundle { bytes, records })
@@ -922,13 +924,23 @@ fn fold_failure(record: &Record, error: FoldError) -> Error {
 /// Decodes the bytes stored for record `seq` ([`codec::decode_stored_record`]: well formed, not
 /// re-encoded), checking its sequence number.
 pub(crate) fn decode_stored(seq: u64, bytes: &[u8]) -> Result<Record, Error> {
-    let record = codec::decode_stored_record(bytes)
-        .map_err(|error| corrupt(format!("record {seq} {error}")))?;
+    let record = codec::decode_stored_record(bytes).map_err(|error| stored_failure(seq, error))?;
+    check_seq(seq, &record)?;
+    Ok(record)
+}
+
+/// The stored bytes of record `seq` do not decode: the store is corrupt.
+fn stored_failure(seq: u64, error: codec::CodecError) -> Error {
+    corrupt(format!("record {seq} {error}"))
+}
+
+/// The record stored at position `seq` must say it is record `seq`.
+fn check_seq(seq: u64, record: &Record) -> Result<(), Error> {
     if record.seq != seq {
         return Err(corrupt(format!(
             "the record at position {seq} says it is record {}",
             record.seq
         )));
     }
-    Ok(record)
+    Ok(())
 }
