@@ -286,7 +286,7 @@ fn record() -> impl Strategy<Value = Record> {
                     recorded_at: Instant::from_microseconds(micros).unwrap(),
                     effective,
                     prev_chain,
-                    links: vec![],
+                    links: Default::default(),
                     event: Event { id: event_id, body },
                     outcome,
                 };
@@ -368,7 +368,7 @@ fn non_canonical_encodings_are_refused() {
         recorded_at: Instant::parse("2026-01-01").unwrap(),
         effective: Date::parse("2025-03-01").unwrap(),
         prev_chain: [9; 32],
-        links: vec![None],
+        links: [None].into_iter().collect(),
         event: Event {
             id: Id::parse("C-1").unwrap(),
             body: Body::AiaCertification(AiaCertificationEvent {
@@ -395,7 +395,7 @@ fn non_canonical_encodings_are_refused() {
     assert!(decode_record(&bad_date).is_err());
     // A record whose links do not match its subjects cannot be encoded.
     let mut wrong_links = record.clone();
-    wrong_links.links = vec![];
+    wrong_links.links.clear();
     assert!(matches!(
         encode_record(&wrong_links),
         Err(CodecError::LinksMismatch { .. })
@@ -437,4 +437,33 @@ fn bundle_framing_is_found_entry_by_entry() {
         Err("entry bundle is broken: entry 1 claims 3 bytes but 1 remain"),
     );
     check(&over, Err("entry bundle is broken: more than 256 entries"));
+}
+
+/// Back-links are held inline but encoded as the vector FORMAT.md names; a list longer than
+/// any record's subjects is refused.
+#[test]
+fn back_links_encode_as_a_vector_of_options() {
+    let config = bincode::config::legacy();
+    let lists: [&[Option<u64>]; 5] = [
+        &[],
+        &[None],
+        &[Some(0), None],
+        &[Some(7), Some(u64::MAX), None],
+        &[None, Some(1), Some(2), Some(3)],
+    ];
+    for list in lists {
+        let links: BackLinks = list.iter().copied().collect();
+        assert_eq!(&links[..], list);
+        let bytes = bincode::encode_to_vec(links, config).unwrap();
+        assert_eq!(
+            bytes,
+            bincode::encode_to_vec(list.to_vec(), config).unwrap()
+        );
+        let (decoded, used): (BackLinks, usize) =
+            bincode::decode_from_slice(&bytes, config).unwrap();
+        assert_eq!((decoded, used), (links, bytes.len()));
+    }
+    let five = bincode::encode_to_vec(vec![None::<u64>; MAX_SUBJECTS + 1], config).unwrap();
+    let refused = bincode::decode_from_slice::<BackLinks, _>(&five, config).unwrap_err();
+    assert!(refused.to_string().contains("more back-links"), "{refused}");
 }

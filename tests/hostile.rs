@@ -98,7 +98,7 @@ fn valid_proofs() -> &'static (String, String, String) {
             recorded_at: chipledger::date::Instant::parse("2026-01-01").unwrap(),
             effective: chipledger::date::Date::parse("1900-01-01").unwrap(),
             prev_chain: [0; 32],
-            links: vec![],
+            links: Default::default(),
             event: chipledger::codec::Event {
                 id: chipledger::name::Id::parse("chipledger:genesis").unwrap(),
                 body: chipledger::codec::Body::Genesis(Box::new(chipledger::codec::Genesis {

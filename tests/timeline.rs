@@ -562,7 +562,7 @@ proptest! {
                 recorded_at: now,
                 effective: submission.effective,
                 prev_chain: [0; 32],
-                links: vec![],
+                links: Default::default(),
                 event: submission.event.clone(),
                 outcome: chipledger::codec::Outcome::None,
             };

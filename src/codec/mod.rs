@@ -50,10 +50,105 @@ pub struct Record {
     pub prev_chain: [u8; 32],
     /// For each subject of [`Record::subjects`], in that order: the sequence number of the
     /// subject's previous record, if it had one.
-    pub links: Vec<Option<u64>>,
+    pub links: BackLinks,
     pub event: Event,
     pub outcome: Outcome,
 }
+
+/// The most subjects a record has ([`Record::subjects`]): a transfer's entity, its two
+/// countries and the entity it goes to.
+pub const MAX_SUBJECTS: usize = 4;
+
+/// A record's back-links ([`Record::links`]), held inline: a replay decodes a million records,
+/// and allocating and freeing a vector for each one's links was 7% of the decoding's
+/// instructions (tools/bench/PROFILE.md, goal 2). Encoded as a `Vec<Option<u64>>` would be
+/// (FORMAT.md section 3): a length, then each link.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct BackLinks {
+    /// How many links there are; the slots past them are always `None`, so that the derived
+    /// equality is that of the links.
+    count: u8,
+    slots: [Option<u64>; MAX_SUBJECTS],
+}
+
+impl BackLinks {
+    /// Appends a link. Panics past [`MAX_SUBJECTS`]: no record has more subjects.
+    pub fn push(&mut self, link: Option<u64>) {
+        let slot = usize::from(self.count);
+        assert!(
+            slot < MAX_SUBJECTS,
+            "a record has at most {MAX_SUBJECTS} subjects"
+        );
+        self.slots[slot] = link;
+        self.count += 1;
+    }
+
+    /// Removes every link.
+    pub fn clear(&mut self) {
+        *self = BackLinks::default();
+    }
+}
+
+impl std::ops::Deref for BackLinks {
+    type Target = [Option<u64>];
+
+    fn deref(&self) -> &[Option<u64>] {
+        &self.slots[..usize::from(self.count)]
+    }
+}
+
+impl<'a> IntoIterator for &'a BackLinks {
+    type Item = &'a Option<u64>;
+    type IntoIter = std::slice::Iter<'a, Option<u64>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// Panics past [`MAX_SUBJECTS`] links, as [`BackLinks::push`] does.
+impl FromIterator<Option<u64>> for BackLinks {
+    fn from_iter<I: IntoIterator<Item = Option<u64>>>(links: I) -> BackLinks {
+        let mut back_links = BackLinks::default();
+        links.into_iter().for_each(|link| back_links.push(link));
+        back_links
+    }
+}
+
+impl fmt::Debug for BackLinks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl bincode::Encode for BackLinks {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        (self.len() as u64).encode(encoder)?;
+        self.iter().try_for_each(|link| link.encode(encoder))
+    }
+}
+
+impl<Context> bincode::Decode<Context> for BackLinks {
+    fn decode<D: bincode::de::Decoder<Context = Context>>(
+        decoder: &mut D,
+    ) -> Result<Self, bincode::error::DecodeError> {
+        let count = <u64 as bincode::Decode<Context>>::decode(decoder)?;
+        if count > MAX_SUBJECTS as u64 {
+            return Err(bincode::error::DecodeError::Other(
+                "more back-links than a record has subjects",
+            ));
+        }
+        let mut back_links = BackLinks::default();
+        for _ in 0..count {
+            back_links.push(bincode::Decode::decode(decoder)?);
+        }
+        Ok(back_links)
+    }
+}
+bincode::impl_borrow_decode!(BackLinks);
 
 /// Something a record concerns. A subject's records form a linked list inside the log through
 /// the records' `links`.

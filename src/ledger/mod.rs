@@ -218,7 +218,7 @@ impl Ledger {
             recorded_at: now,
             effective: rules::state::beginning(),
             prev_chain: [0; 32],
-            links: vec![],
+            links: codec::BackLinks::default(),
             event: Event {
                 id: Id::parse(GENESIS_ID).expect("valid id"),
                 body: Body::Genesis(Box::new(Genesis {
@@ -522,7 +522,7 @@ impl Ledger {
             recorded_at,
             effective,
             prev_chain: self.working.last_chain,
-            links: Vec::new(),
+            links: codec::BackLinks::default(),
             event,
             outcome: Outcome::None,
         };
@@ -641,7 +641,7 @@ impl Ledger {
             recorded_at: now.max(self.working.last_recorded_at),
             effective,
             prev_chain: self.working.last_chain,
-            links: Vec::new(),
+            links: codec::BackLinks::default(),
             event,
             outcome,
         };

@@ -27,12 +27,12 @@ pub struct Links {
 
 impl Links {
     /// Records `record` as the latest of each of its subjects; returns its back-links.
-    pub fn link(&mut self, record: &Record) -> Vec<Option<u64>> {
+    pub fn link(&mut self, record: &Record) -> codec::BackLinks {
         self.link_subjects(record.seq, &record.subjects())
     }
 
     /// [`Links::link`] for a record whose subjects the caller has at hand.
-    pub fn link_subjects(&mut self, seq: u64, subjects: &[Subject]) -> Vec<Option<u64>> {
+    pub fn link_subjects(&mut self, seq: u64, subjects: &[Subject]) -> codec::BackLinks {
         // A subject seen before (nearly every one) is updated in place: inserting would clone
         // its key only to drop the clone again.
         subjects
