@@ -298,26 +298,42 @@ pub fn encode_record(record: &Record) -> Result<Vec<u8>, CodecError> {
 
 /// [`encode_record`] for a caller that knows how many subjects the record has.
 pub fn encode_linked(record: &Record, subjects: usize) -> Result<Vec<u8>, CodecError> {
+    let mut bytes = Vec::new();
+    encode_linked_into(record, subjects, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// [`encode_linked`], appending the bytes to `out`; on an error `out` is unchanged.
+pub fn encode_linked_into(
+    record: &Record,
+    subjects: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), CodecError> {
     if record.links.len() != subjects {
         return Err(CodecError::LinksMismatch {
             links: record.links.len(),
             subjects,
         });
     }
-    // One encoding pass into a buffer on the stack, then one exact allocation: `encode_to_vec`
+    // One encoding pass into a buffer on the stack, then one copy to its place: `encode_to_vec`
     // would walk the record twice (once to size it). A record too large for the buffer (rare:
     // long texts) takes that slower path.
     let mut buffer = [0u8; 1024];
+    let large;
     let bytes = match bincode::encode_into_slice(record, &mut buffer, config()) {
-        Ok(used) => buffer[..used].to_vec(),
-        Err(bincode::error::EncodeError::UnexpectedEnd) => bincode::encode_to_vec(record, config())
-            .map_err(|error| CodecError::Malformed(error.to_string()))?,
+        Ok(used) => &buffer[..used],
+        Err(bincode::error::EncodeError::UnexpectedEnd) => {
+            large = bincode::encode_to_vec(record, config())
+                .map_err(|error| CodecError::Malformed(error.to_string()))?;
+            &large[..]
+        }
         Err(error) => return Err(CodecError::Malformed(error.to_string())),
     };
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(CodecError::TooLarge(bytes.len()));
     }
-    Ok(bytes)
+    out.extend_from_slice(bytes);
+    Ok(())
 }
 
 /// Decodes a record, insisting on canonical bytes.

@@ -8,11 +8,14 @@
 
 pub mod index;
 pub mod reader;
+mod staged;
 pub mod window;
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
+
+use staged::StagedBytes;
 
 use crate::codec::{self, BUNDLE_RECORDS, Body, Event, Genesis, Outcome, Record, content_bytes};
 use crate::date::{Date, Instant};
@@ -84,7 +87,7 @@ struct Pending {
     /// The staged records' canonical bytes. Records are not kept decoded: each is dropped by
     /// whoever staged it, while it is fresh, instead of ten thousand at a time after the commit
     /// (8% of an import's time on this thread, most of it glibc merging the freed chunks).
-    records: Vec<Vec<u8>>,
+    records: StagedBytes,
     tree_before: Tree,
     completed_tiles: Vec<TileWrite>,
     last_bundle_before: Vec<u8>,
@@ -125,7 +128,7 @@ struct InFlight {
     head: Head,
     positions: Vec<Position>,
     /// The records' canonical bytes, as in [`Pending`].
-    records: Vec<Vec<u8>>,
+    records: StagedBytes,
     commit: std::thread::JoinHandle<Result<(), StoreError>>,
 }
 
@@ -369,7 +372,11 @@ impl Ledger {
         }
         if seq >= committed {
             let pending = self.pending.as_ref().expect("staged records exist");
-            return decode_stored(seq, &pending.records[(seq - committed) as usize]).map(Arc::new);
+            let bytes = usize::try_from(seq - committed)
+                .ok()
+                .and_then(|index| pending.records.get(index))
+                .expect("a staged record");
+            return decode_stored(seq, bytes).map(Arc::new);
         }
         // One entry, not its whole bundle: the records read here (void targets, the records a
         // late one may break) are scattered over many bundles.
@@ -438,8 +445,15 @@ impl Ledger {
             return;
         }
         let bundles = self.positions.len();
+        // An import's previous batch, still in flight, sizes the buffer.
+        let records = self
+            .in_flight
+            .as_ref()
+            .map_or_else(StagedBytes::default, |in_flight| {
+                StagedBytes::like(&in_flight.records)
+            });
         self.pending = Some(Pending {
-            records: Vec::new(),
+            records,
             tree_before: self.tree.clone(),
             completed_tiles: Vec::new(),
             last_bundle_before: self.last_bundle.clone(),
@@ -664,7 +678,7 @@ impl Ledger {
         let pending = self.pending.as_mut().expect("a batch is open");
         let subjects = record.subjects();
         record.links = self.links.link_subjects(record.seq, &subjects);
-        let bytes = match codec::encode_linked(&record, subjects.len()) {
+        let bytes = match pending.records.push(&record, subjects.len()) {
             Ok(bytes) => bytes,
             Err(error) => {
                 // Undo what this record changed so far, then report it as bad input.
@@ -680,9 +694,9 @@ impl Ledger {
         };
         let seq = record.seq;
         self.tree
-            .push(codec::leaf_hash(&bytes), &mut pending.completed_tiles);
+            .push(codec::leaf_hash(bytes), &mut pending.completed_tiles);
         self.ids.push(id_hash);
-        codec::push_entry(&mut self.last_bundle, &bytes);
+        codec::push_entry(&mut self.last_bundle, bytes);
         if (seq + 1) % BUNDLE_RECORDS == 0 {
             // The next bundle starts at this one's size rather than growing to it.
             let next = Vec::with_capacity(self.last_bundle.len());
@@ -697,7 +711,7 @@ impl Ledger {
         }
         self.working.max_date = self.working.max_date.max(key.date);
         self.working.size = seq + 1;
-        self.working.last_chain = codec::chain_hash(&bytes);
+        self.working.last_chain = codec::chain_hash(bytes);
         self.working.last_recorded_at = record.recorded_at;
         index::push_position(
             &mut self.positions,
@@ -719,8 +733,7 @@ impl Ledger {
             self.last_snapshot = (self.working.size, bytes.len() as u64);
             pending.snapshots.push((self.working.size, bytes));
         }
-        self.window.push(&record, &subjects, &bytes);
-        pending.records.push(bytes);
+        self.window.push(&record, &subjects, bytes);
         Ok(Arc::new(record))
     }
 
