@@ -389,9 +389,10 @@ pub fn decode_stored_record(bytes: &[u8]) -> Result<Record, CodecError> {
 }
 
 /// [`decode_stored_record`], with the record pushed onto `records` beside `key` rather than
-/// returned. A record is 240 bytes, and handing one back through two `Result`s to a caller's
-/// vector copied it four times more (7% of a replay's instructions, tools/bench/PROFILE.md,
-/// goal 2). Bytes that do not decode get the error [`decode_stored_record`] gives.
+/// returned. A record is 288 bytes, and handing one back through two `Result`s to a caller's
+/// vector copied it four times more (5% of the decoding's instructions,
+/// tools/bench/PROFILE.md, goal 2). Bytes that do not decode get the error
+/// [`decode_stored_record`] gives.
 pub fn push_stored_record<K>(
     bytes: &[u8],
     records: &mut Vec<(K, Record)>,

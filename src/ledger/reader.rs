@@ -887,8 +887,8 @@ impl TileSource for Reader {
     }
 }
 
-/// Decodes every record of a stored bundle (as [`decode_stored`] does), each as its entry is found
-/// ([`codec::BundleEntries`]). A bundle whose framing is broken is reported as such, even
+/// Decodes every record of a stored bundle (as [`decode_stored`] does), each as its entry is
+/// found ([`codec::BundleEntries`]). A bundle whose framing is broken is reported as such, even
 /// where a record before the break does not decode.
 pub(crate) fn decode_bundle(index: u64, bytes: Bytes) -> Result<DecodedBundle, Error> {
     let framing = |error: codec::CodecError| corrupt(format!("bundle {index}: {error}"));
