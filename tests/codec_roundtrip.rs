@@ -357,7 +357,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let _ = decode_record(&bytes);
-        let _ = bundle_entry_ranges(&bytes);
+        BundleEntries::new(&bytes).for_each(drop);
     }
 }
 
@@ -395,7 +395,7 @@ fn non_canonical_encodings_are_refused() {
     assert!(decode_record(&bad_date).is_err());
     // A record whose links do not match its subjects cannot be encoded.
     let mut wrong_links = record.clone();
-    wrong_links.links.clear();
+    wrong_links.links = BackLinks::default();
     assert!(matches!(
         encode_record(&wrong_links),
         Err(CodecError::LinksMismatch { .. })
@@ -407,7 +407,9 @@ fn non_canonical_encodings_are_refused() {
 #[test]
 fn bundle_framing_is_found_entry_by_entry() {
     fn check(bundle: &[u8], expected: Result<Vec<std::ops::Range<usize>>, &str>) {
-        let found = bundle_entry_ranges(bundle).map_err(|error| error.to_string());
+        let found = BundleEntries::new(bundle)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| error.to_string());
         assert_eq!(found, expected.map_err(str::to_string), "bundle {bundle:?}");
         let items: Vec<_> = BundleEntries::new(bundle).collect();
         let errors = items.iter().filter(|item| item.is_err()).count();
@@ -437,6 +439,18 @@ fn bundle_framing_is_found_entry_by_entry() {
         Err("entry bundle is broken: entry 1 claims 3 bytes but 1 remain"),
     );
     check(&over, Err("entry bundle is broken: more than 256 entries"));
+
+    // One entry alone is found through the same framing.
+    let bundle = [0, 2, 7, 7, 0, 1, 9, 0, 3, 1];
+    assert_eq!(bundle_entry(&bundle, 0), Ok(&[7, 7][..]));
+    assert_eq!(bundle_entry(&bundle, 1), Ok(&[9][..]));
+    let broken = bundle_entry(&bundle, 2).unwrap_err().to_string();
+    assert_eq!(
+        broken,
+        "entry bundle is broken: entry 2 claims 3 bytes but 1 remain"
+    );
+    let missing = bundle_entry(&bundle[..7], 2).unwrap_err().to_string();
+    assert_eq!(missing, "entry bundle is broken: entry 2 is missing");
 }
 
 /// Back-links are held inline but encoded as the vector FORMAT.md names; a list longer than

@@ -291,7 +291,7 @@ fn a_record_without_its_back_links_is_named_and_never_panics() {
         let mut record = chipledger::codec::decode_record(&bundle[start + 2..end]).unwrap();
         assert_eq!(record.seq, 259);
         assert!(!record.links.is_empty());
-        record.links.clear();
+        record.links = Default::default();
         let bytes = bincode::encode_to_vec(&record, bincode::config::legacy()).unwrap();
         let mut rewritten = bundle[..start].to_vec();
         rewritten.extend_from_slice(&u16::try_from(bytes.len()).unwrap().to_be_bytes());

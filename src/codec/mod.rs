@@ -82,11 +82,6 @@ impl BackLinks {
         self.slots[slot] = link;
         self.count += 1;
     }
-
-    /// Removes every link.
-    pub fn clear(&mut self) {
-        *self = BackLinks::default();
-    }
 }
 
 impl std::ops::Deref for BackLinks {
@@ -364,6 +359,16 @@ pub fn decode_record_subjects(bytes: &[u8]) -> Result<(Record, Vec<Subject>), Co
     Ok((record, subjects))
 }
 
+/// The configuration stored records are decoded with. The limit bounds what a hostile length
+/// prefix can make the decoder allocate; it does not change the encoding.
+fn stored_config() -> bincode::config::Configuration<
+    bincode::config::LittleEndian,
+    bincode::config::Fixint,
+    bincode::config::Limit<{ MAX_RECORD_BYTES * 4 }>,
+> {
+    config().with_limit::<{ MAX_RECORD_BYTES * 4 }>()
+}
+
 /// Decodes a record read back from the ledger's own store, whose bytes were encoded by
 /// [`encode_record`] and are checked against their hashes by `verify`: one whole record and
 /// nothing after it, its identifiers, dates and texts valid, but not re-encoded to check its
@@ -374,10 +379,7 @@ pub fn decode_stored_record(bytes: &[u8]) -> Result<Record, CodecError> {
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(CodecError::TooLarge(bytes.len()));
     }
-    // The limit bounds what a hostile length prefix can make the decoder allocate; it does not
-    // change the encoding.
-    let limited = config().with_limit::<{ MAX_RECORD_BYTES * 4 }>();
-    let (record, used): (Record, usize) = bincode::decode_from_slice(bytes, limited)
+    let (record, used): (Record, usize) = bincode::decode_from_slice(bytes, stored_config())
         .map_err(|error| CodecError::Malformed(error.to_string()))?;
     if used != bytes.len() {
         return Err(CodecError::TrailingBytes {
@@ -401,8 +403,7 @@ pub fn push_stored_record<K>(
     use bincode::de::{Decoder, read::Reader};
     if bytes.len() <= MAX_RECORD_BYTES {
         let reader = bincode::de::read::SliceReader::new(bytes);
-        let limited = config().with_limit::<{ MAX_RECORD_BYTES * 4 }>();
-        let mut decoder = bincode::de::DecoderImpl::new(reader, limited, ());
+        let mut decoder = bincode::de::DecoderImpl::new(reader, stored_config(), ());
         if let Ok(record) = <Record as bincode::Decode<()>>::decode(&mut decoder)
             && decoder.reader().peek_read(1).is_none()
         {
@@ -501,31 +502,15 @@ pub fn push_entry(bundle: &mut Vec<u8>, record_bytes: &[u8]) {
 
 /// Entry `offset` of an entry bundle, without slicing the rest.
 pub fn bundle_entry(bundle: &[u8], offset: usize) -> Result<&[u8], CodecError> {
-    let mut rest = bundle;
-    for index in 0..=offset {
-        if rest.len() < 2 {
-            return Err(CodecError::BadBundle(format!("entry {index} is missing")));
-        }
-        let length = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-        let entry = rest
-            .get(2..2 + length)
-            .ok_or_else(|| CodecError::BadBundle(format!("entry {index} is cut short")))?;
-        if index == offset {
-            return Ok(entry);
-        }
-        rest = &rest[2 + length..];
+    match BundleEntries::new(bundle).nth(offset) {
+        Some(entry) => entry.map(|range| &bundle[range]),
+        None => Err(CodecError::BadBundle(format!("entry {offset} is missing"))),
     }
-    unreachable!("the loop returns at `offset`")
 }
 
-/// Where each record's bytes lie in an entry bundle, in order (FORMAT.md section 4): ranges
-/// rather than slices, so that a bundle handed to another thread keeps its entries found.
-pub fn bundle_entry_ranges(bundle: &[u8]) -> Result<Vec<std::ops::Range<usize>>, CodecError> {
-    BundleEntries::new(bundle).collect()
-}
-
-/// The entries of an entry bundle, found one at a time: each entry's range, or why the framing
-/// breaks there, after which the iterator ends.
+/// The entries of an entry bundle (FORMAT.md section 4), found one at a time: each entry's
+/// range, or why the framing breaks there, after which the iterator ends. Ranges rather than
+/// slices, so that a bundle handed to another thread keeps its entries found.
 ///
 /// A reader that decodes each entry as it is found reads the next length prefix while the
 /// bytes before it are in the cache. Finding all 256 entries first is a chain of dependent
