@@ -342,6 +342,19 @@ pub fn refusal_view(refusal: &Refusal, h100_tpp: u64, line: Option<u64>) -> Refu
 pub struct Filter {
     pub entity: Option<crate::name::Id>,
     pub country: Option<Country>,
+    pub holdings: Holdings,
+}
+
+/// Whether entity views list the chips held by country and model ([`EntityView::holdings`]).
+/// Only the JSON output shows them; the tables and the report show each entity's TPP by
+/// country. Building them was more than half of the view of the 1M-event ledger's state
+/// (tools/bench/PROFILE.md, goal 4), so a view that is not printed as JSON leaves them out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Holdings {
+    #[default]
+    Included,
+    /// Every [`EntityView::holdings`] is left empty.
+    Omitted,
 }
 
 /// A country's figures as of a date.
@@ -509,7 +522,8 @@ pub fn state_view(
         ids.iter()
             .filter_map(|id| {
                 let parts = counters.entities.get(*id).unwrap_or(&empty);
-                entity_view_from(state, id, date, parts).map(|view| ((*id).clone(), view))
+                entity_view_from(state, id, date, parts, filter.holdings)
+                    .map(|view| ((*id).clone(), view))
             })
             .collect()
     };
@@ -594,6 +608,7 @@ pub fn entity_view(state: &State, id: &Id, date: Date) -> Option<EntityView> {
         id,
         date,
         state.counters.entities.get(id).unwrap_or(&empty),
+        Holdings::Included,
     )
 }
 
@@ -602,6 +617,7 @@ fn entity_view_from(
     id: &Id,
     date: Date,
     parts: &EntityCounters,
+    detail: Holdings,
 ) -> Option<EntityView> {
     let facts = &state.facts;
     let ruleset = &facts.params.ruleset;
@@ -609,11 +625,13 @@ fn entity_view_from(
     let fact = facts.entity_at(id, date)?;
     let tpp = &parts.tpp;
     let mut holdings: BTreeMap<Country, BTreeMap<Id, u64>> = BTreeMap::new();
-    for ((country, chip), quantity) in &parts.holdings {
-        holdings
-            .entry(*country)
-            .or_default()
-            .insert(chip.clone(), *quantity);
+    if detail == Holdings::Included {
+        for ((country, chip), quantity) in &parts.holdings {
+            holdings
+                .entry(*country)
+                .or_default()
+                .insert(chip.clone(), *quantity);
+        }
     }
     let uveu_ratios = facts
         .has_universal_veu(id, date)

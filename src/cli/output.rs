@@ -171,12 +171,12 @@ impl Table {
                     out.push_str("  ");
                 }
                 if self.right.get(index).copied().unwrap_or(false) {
-                    out.extend(std::iter::repeat_n(' ', pad));
+                    push_spaces(out, pad);
                     out.push_str(cell);
                 } else {
                     out.push_str(cell);
                     if index + 1 < columns {
-                        out.extend(std::iter::repeat_n(' ', pad));
+                        push_spaces(out, pad);
                     }
                 }
             }
@@ -192,6 +192,17 @@ impl Table {
             out.push('\n');
         }
         out
+    }
+}
+
+/// Appends `count` spaces a slice at a time: pushing them one `char` at a time was an eighth of
+/// printing the 1M-event ledger's state (tools/bench/PROFILE.md, goal 4).
+fn push_spaces(out: &mut String, mut count: usize) {
+    const SPACES: &str = "                                ";
+    while count > 0 {
+        let run = count.min(SPACES.len());
+        out.push_str(&SPACES[..run]);
+        count -= run;
     }
 }
 

@@ -1,5 +1,6 @@
 //! Commands that read: log, show, state, export, verify.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 
@@ -14,7 +15,7 @@ use crate::date::{Date, Instant};
 use crate::error::Error;
 use crate::ledger::Reader;
 use crate::name::Id;
-use crate::view::{self, Filter, StateView};
+use crate::view::{self, Filter, Holdings, StateView};
 
 pub struct LogFilter {
     pub from: Option<u64>,
@@ -335,6 +336,10 @@ pub fn state(context: &Context, query: StateQuery<'_>) -> Result<(), Error> {
             .country
             .map(|c| parse_country("--country", c))
             .transpose()?,
+        holdings: match context.format {
+            Format::Json => Holdings::Included,
+            Format::Table => Holdings::Omitted,
+        },
     };
     let state = reader.state_at(date, size)?;
     timings.step("state");
@@ -419,24 +424,25 @@ pub fn print_state_view(view: &StateView) -> Result<(), Error> {
         &[false, false, true, true, true, false, false, true, false],
     );
     for (id, entity) in &view.entities {
-        let places: Vec<String> = entity
-            .by_country_tpp
-            .iter()
-            .map(|(country, amount)| format!("{country} {}", output::tpp(*amount)))
-            .collect();
-        let lpp: Vec<String> = entity
-            .lpp_used_tpp
-            .iter()
-            .map(|(year, used)| format!("{year}: {}", output::tpp(*used)))
-            .collect();
+        // Written into one string each: a state's table has thousands of these cells.
+        let mut places = String::new();
+        for (country, amount) in &entity.by_country_tpp {
+            let separator = if places.is_empty() { "" } else { ", " };
+            let _ = write!(places, "{separator}{country} {}", output::tpp(*amount));
+        }
+        let mut lpp = String::new();
+        for (year, used) in &entity.lpp_used_tpp {
+            let separator = if lpp.is_empty() { "" } else { ", " };
+            let _ = write!(lpp, "{separator}{year}: {}", output::tpp(*used));
+        }
         entities.row(vec![
             id.to_string(),
             entity.hq.to_string(),
             entity.hq_tier.to_string(),
             output::tpp(entity.total_tpp),
             h100(entity.total_tpp),
-            places.join(", "),
-            lpp.join(", "),
+            places,
+            lpp,
             output::tpp(entity.aia_received_tpp),
             entity
                 .veus

@@ -148,7 +148,13 @@ pub fn run(context: &Context, dir: Option<&Path>) -> Result<(), Error> {
         end,
         size,
         reader.head().root,
-        &view::Filter::default(),
+        &view::Filter {
+            holdings: match context.format {
+                Format::Json => view::Holdings::Included,
+                Format::Table => view::Holdings::Omitted,
+            },
+            ..view::Filter::default()
+        },
     );
     if context.format == Format::Json {
         return output::json(&serde_json::json!({

@@ -15,7 +15,7 @@ use crate::codec::Outcome;
 use crate::date::{Date, Instant};
 use crate::error::Error;
 use crate::ledger::{Paths, Reader};
-use crate::view::{self, Filter, StateView};
+use crate::view::{self, Filter, Holdings, StateView};
 
 /// The most points the tier chart samples; a long history is sampled every few months instead
 /// of monthly, so that the chart (and the number of as-of replays) stays bounded.
@@ -104,7 +104,12 @@ fn figures(
     let size = reader.size();
     let state = reader.state_at(as_of, size)?;
     let root = reader.root_at(size)?;
-    let state_view = view::state_view(&state, as_of, size, root, &Filter::default());
+    // The report's tables show each entity's TPP by country, not its chips by model.
+    let filter = Filter {
+        holdings: Holdings::Omitted,
+        ..Filter::default()
+    };
+    let state_view = view::state_view(&state, as_of, size, root, &filter);
     drop(state);
     let timeline = timeline(&reader, as_of, size)?;
     let checkpoint = checkpoint_summary(&reader)?;

@@ -122,13 +122,17 @@ impl fmt::Display for Refusal {
 
 /// Formats a whole number with thousands separators: 790000000 → "790,000,000".
 pub fn grouped(value: u128) -> String {
-    let digits = value.to_string();
+    // Amounts are u64 but for products; formatting a u128 divides in 128 bits.
+    let digits = match u64::try_from(value) {
+        Ok(small) => small.to_string(),
+        Err(_) => value.to_string(),
+    };
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
+    for (index, digit) in digits.bytes().enumerate() {
         if index > 0 && (digits.len() - index) % 3 == 0 {
             out.push(',');
         }
-        out.push(digit);
+        out.push(char::from(digit));
     }
     out
 }
