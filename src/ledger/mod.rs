@@ -88,8 +88,6 @@ struct Pending {
     /// whoever staged it, while it is fresh, instead of ten thousand at a time after the commit
     /// (8% of an import's time on this thread, most of it glibc merging the freed chunks).
     records: StagedBytes,
-    tree_before: Tree,
-    completed_tiles: Vec<TileWrite>,
     last_bundle_before: Vec<u8>,
     full_bundles: Vec<(u64, Vec<u8>)>,
     positions_before: (usize, Option<Position>),
@@ -104,9 +102,14 @@ pub struct Ledger {
     /// The fold of every record, staged ones included.
     state: State,
     links: Links,
+    /// The Merkle tree of the records in the store; while a background commit runs, that
+    /// commit's thread holds it. Staged records join it only when their batch is committed
+    /// ([`with_tree`]): their leaf hashes were 8% of an import's deciding thread, which sets
+    /// the import's pace, and the commit thread hashes them instead.
     tree: Tree,
     ids: IdIndex,
-    /// The head including staged records.
+    /// The head including staged records, but for its root: that is the root of the last
+    /// commit, as staged records join the tree only when committed.
     working: Head,
     positions: Vec<Position>,
     /// The encoded entries of the last, partial bundle.
@@ -124,12 +127,14 @@ pub struct Ledger {
 
 /// A batch whose store commit runs on a helper thread.
 struct InFlight {
-    /// The head and positions the store has once the commit succeeds.
+    /// The head and positions the store has once the commit succeeds (but for the head's
+    /// root, which the tree gives when the commit thread returns it).
     head: Head,
     positions: Vec<Position>,
-    /// The records' canonical bytes, as in [`Pending`].
-    records: StagedBytes,
-    commit: std::thread::JoinHandle<Result<(), StoreError>>,
+    /// The records' canonical bytes, as in [`Pending`], shared with the commit thread.
+    records: Arc<StagedBytes>,
+    /// The tree with the batch's records, once they are durable.
+    commit: std::thread::JoinHandle<Result<Tree, StoreError>>,
 }
 
 fn corrupt(message: String) -> Error {
@@ -344,7 +349,7 @@ impl Ledger {
         &self.state
     }
 
-    /// The head including staged records.
+    /// The head including staged records (its root is the last commit's).
     pub fn working_head(&self) -> &Head {
         &self.working
     }
@@ -454,8 +459,6 @@ impl Ledger {
             });
         self.pending = Some(Pending {
             records,
-            tree_before: self.tree.clone(),
-            completed_tiles: Vec::new(),
             last_bundle_before: self.last_bundle.clone(),
             full_bundles: Vec::new(),
             positions_before: (bundles, self.positions.last().copied()),
@@ -625,15 +628,17 @@ impl Ledger {
         self.begin();
         let max_date = self.working.max_date;
         let record = self.stage_unchecked(max_date, event, Outcome::None, now)?;
-        let signed = checkpoint::sign(
-            &signer,
-            self.reader.origin(),
-            record.seq + 1,
-            self.tree.root(),
-        )?;
-        let mut batch = self.batch();
+        let (mut batch, tree) = self.batch_with_tree();
+        let signed =
+            match checkpoint::sign(&signer, self.reader.origin(), record.seq + 1, tree.root()) {
+                Ok(signed) => signed,
+                Err(error) => {
+                    self.rollback()?;
+                    return Err(error);
+                }
+            };
         batch.checkpoint = Some(signed.note.clone().into_bytes());
-        self.commit_batch(batch)?;
+        self.commit_batch(batch, tree)?;
         Ok(signed)
     }
 
@@ -693,8 +698,6 @@ impl Ledger {
             }
         };
         let seq = record.seq;
-        self.tree
-            .push(codec::leaf_hash(bytes), &mut pending.completed_tiles);
         self.ids.push(id_hash);
         codec::push_entry(&mut self.last_bundle, bytes);
         if (seq + 1) % BUNDLE_RECORDS == 0 {
@@ -756,7 +759,6 @@ impl Ledger {
             self.links
                 .unlink_subjects(&record.subjects(), &record.links);
         }
-        self.tree = pending.tree_before;
         self.last_bundle = pending.last_bundle_before;
         let (bundles, last) = pending.positions_before;
         self.positions.truncate(bundles);
@@ -781,8 +783,8 @@ impl Ledger {
             self.pending = None;
             return Ok(0);
         }
-        let batch = self.batch();
-        self.commit_batch(batch)?;
+        let (batch, tree) = self.batch_with_tree();
+        self.commit_batch(batch, tree)?;
         Ok(count)
     }
 
@@ -804,22 +806,26 @@ impl Ledger {
             return Ok(durable);
         }
         let mut batch = self.batch();
-        let mut head = batch.head.clone().expect("a batch has a head");
-        head.root = self.tree.root();
-        batch.head = Some(head.clone());
-        self.working.root = head.root;
         let pending = self.pending.take().expect("a batch is open");
+        let records = Arc::new(pending.records);
+        // The commit thread adds the records to the tree (their leaf hashes and the tiles),
+        // sets the head's root and commits; the tree comes back when the batch is durable.
+        let mut tree = std::mem::take(&mut self.tree);
         let store = Arc::clone(&self.reader.store);
+        let hashed = Arc::clone(&records);
         let commit = std::thread::Builder::new()
             .name("chipledger-commit".into())
-            .spawn(move || store.commit(&batch))
+            .spawn(move || {
+                with_tree(&mut batch, &mut tree, &hashed);
+                store.commit(&batch).map(|()| tree)
+            })
             .map_err(|error| {
                 Error::Store(StoreError::Io(format!("cannot start a thread: {error}")))
             })?;
         self.in_flight = Some(InFlight {
-            head,
+            head: self.working.clone(),
             positions: self.positions.clone(),
-            records: pending.records,
+            records,
             commit,
         });
         Ok(durable)
@@ -842,22 +848,32 @@ impl Ledger {
             .join()
             .unwrap_or_else(|_| Err(StoreError::Io("the commit thread panicked".into())));
         self.commit_wait += waited.elapsed();
-        result.map_err(Error::Store)?;
-        let size = in_flight.head.size;
+        self.tree = result.map_err(Error::Store)?;
+        let mut head = in_flight.head;
+        assert_eq!(
+            self.tree.size(),
+            head.size,
+            "the tree holds the committed records"
+        );
+        head.root = self.tree.root();
+        self.working.root = head.root;
+        let size = head.size;
         let first = size - in_flight.records.len() as u64;
         self.reader.invalidate_from(first / BUNDLE_RECORDS);
-        self.reader.head = in_flight.head;
+        self.reader.head = head;
         self.reader.positions = in_flight.positions;
         Ok(Some(size))
     }
 
-    /// Writes a batch built from the staged records and, on success, makes them committed.
-    fn commit_batch(&mut self, batch: Batch) -> Result<(), Error> {
+    /// Writes a batch built from the staged records and, on success, makes them committed
+    /// and `tree` (which holds them) the ledger's tree.
+    fn commit_batch(&mut self, batch: Batch, tree: Tree) -> Result<(), Error> {
         self.working.root = batch.head.as_ref().expect("a batch has a head").root;
         if let Err(error) = self.reader.store.commit(&batch) {
             self.rollback()?;
             return Err(Error::Store(error));
         }
+        self.tree = tree;
         let pending = self.pending.take().expect("a batch is open");
         let first = self.working.size - pending.records.len() as u64;
         self.reader.invalidate_from(first / BUNDLE_RECORDS);
@@ -866,14 +882,28 @@ impl Ledger {
         Ok(())
     }
 
-    /// The store batch of the staged records. It takes the staged full bundles: after it, the
-    /// batch must be committed or rolled back.
+    /// [`Ledger::batch`] with the staged records added to a copy of the tree, which the
+    /// batch's tiles and head root come from.
+    fn batch_with_tree(&mut self) -> (Batch, Tree) {
+        let mut batch = self.batch();
+        let mut tree = self.tree.clone();
+        let pending = self.pending.as_ref().expect("a batch is open");
+        with_tree(&mut batch, &mut tree, &pending.records);
+        (batch, tree)
+    }
+
+    /// The store batch of the staged records but for the Merkle tree: no tiles, and a head
+    /// without its root ([`with_tree`] adds both). It takes the staged full bundles: after it,
+    /// the batch must be committed or rolled back.
     fn batch(&mut self) -> Batch {
+        assert!(
+            self.in_flight.is_none(),
+            "the tree lacks the records of a commit still running"
+        );
         let pending = self.pending.as_mut().expect("a batch is open");
         let first = self.reader.size();
         let end = self.working.size;
-        let mut head = self.working.clone();
-        head.root = self.tree.root();
+        let head = self.working.clone();
         let mut batch = Batch {
             bundles: std::mem::take(&mut pending.full_bundles),
             head: Some(head),
@@ -884,12 +914,6 @@ impl Ledger {
                 .bundles
                 .push(((end - 1) / BUNDLE_RECORDS, self.last_bundle.clone()));
         }
-        batch.tiles = pending
-            .completed_tiles
-            .iter()
-            .chain(self.tree.edge_tiles().iter())
-            .map(|tile| (tile.level, tile.index, tile.data.clone()))
-            .collect();
         for chunk in first / ID_CHUNK..=(end - 1) / ID_CHUNK {
             batch
                 .derived_puts
@@ -930,6 +954,27 @@ impl Ledger {
     pub fn staged_count(&self) -> u64 {
         self.staged()
     }
+}
+
+/// Adds `records`, the staged records of `batch`, to `tree` (the tree of the records before
+/// them), and gives `batch` the tiles they change and the root of the tree with them.
+fn with_tree(batch: &mut Batch, tree: &mut Tree, records: &StagedBytes) {
+    let head = batch.head.as_mut().expect("a batch has a head");
+    assert_eq!(
+        tree.size() + records.len() as u64,
+        head.size,
+        "the tree and the batch's records make the head's size"
+    );
+    let mut completed: Vec<TileWrite> = Vec::new();
+    for bytes in records.iter() {
+        tree.push(codec::leaf_hash(bytes), &mut completed);
+    }
+    head.root = tree.root();
+    batch.tiles = completed
+        .into_iter()
+        .chain(tree.edge_tiles())
+        .map(|tile| (tile.level, tile.index, tile.data))
+        .collect();
 }
 
 impl Reader {
