@@ -104,8 +104,10 @@ pub struct Ledger {
     links: Links,
     /// The Merkle tree of the records in the store; while a background commit runs, that
     /// commit's thread holds it. Staged records join it only when their batch is committed
-    /// ([`with_tree`]): their leaf hashes were 8% of an import's deciding thread, which sets
-    /// the import's pace, and the commit thread hashes them instead.
+    /// ([`with_tree`]): hashing them (SHA-256, leaves and nodes) was 9% of an import's deciding
+    /// thread, which sets the import's pace, and the commit thread hashes them instead. If that
+    /// commit fails, the tree is lost with it, and [`with_tree`]'s size check stops any later
+    /// batch of this handle (which must be dropped, as the doc of `commit_in_background` says).
     tree: Tree,
     ids: IdIndex,
     /// The head including staged records, but for its root: that is the root of the last
@@ -812,11 +814,11 @@ impl Ledger {
         // sets the head's root and commits; the tree comes back when the batch is durable.
         let mut tree = std::mem::take(&mut self.tree);
         let store = Arc::clone(&self.reader.store);
-        let hashed = Arc::clone(&records);
+        let staged = Arc::clone(&records);
         let commit = std::thread::Builder::new()
             .name("chipledger-commit".into())
             .spawn(move || {
-                with_tree(&mut batch, &mut tree, &hashed);
+                with_tree(&mut batch, &mut tree, &staged);
                 store.commit(&batch).map(|()| tree)
             })
             .map_err(|error| {
