@@ -23,6 +23,17 @@ pub enum Format {
     Json,
 }
 
+impl Format {
+    /// Whether a state view printed in this format needs each entity's chips by model: only
+    /// JSON shows them ([`crate::view::Holdings`]).
+    pub fn holdings(self) -> crate::view::Holdings {
+        match self {
+            Format::Json => crate::view::Holdings::Included,
+            Format::Table => crate::view::Holdings::Omitted,
+        }
+    }
+}
+
 const AFTER_HELP: &str = "\
 Examples:
   chipledger init --origin exports.example.com/ledger

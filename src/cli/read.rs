@@ -15,7 +15,7 @@ use crate::date::{Date, Instant};
 use crate::error::Error;
 use crate::ledger::Reader;
 use crate::name::Id;
-use crate::view::{self, Filter, Holdings, StateView};
+use crate::view::{self, Filter, StateView};
 
 pub struct LogFilter {
     pub from: Option<u64>,
@@ -336,10 +336,7 @@ pub fn state(context: &Context, query: StateQuery<'_>) -> Result<(), Error> {
             .country
             .map(|c| parse_country("--country", c))
             .transpose()?,
-        holdings: match context.format {
-            Format::Json => Holdings::Included,
-            Format::Table => Holdings::Omitted,
-        },
+        holdings: context.format.holdings(),
     };
     let state = reader.state_at(date, size)?;
     timings.step("state");

@@ -149,10 +149,7 @@ pub fn run(context: &Context, dir: Option<&Path>) -> Result<(), Error> {
         size,
         reader.head().root,
         &view::Filter {
-            holdings: match context.format {
-                Format::Json => view::Holdings::Included,
-                Format::Table => view::Holdings::Omitted,
-            },
+            holdings: context.format.holdings(),
             ..view::Filter::default()
         },
     );
