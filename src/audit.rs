@@ -15,7 +15,7 @@ use crate::ledger::index::{
     SNAPSHOT_PREFIX,
 };
 use crate::ledger::reader::PrefixSnapshot;
-use crate::merkle::TILE_WIDTH;
+use crate::merkle::{TILE_WIDTH, TileWrite, Tree};
 use crate::rules::snapshot;
 use crate::store::{Bytes, Head, Store};
 use crate::verify::{Decoded, Failure, RecordSource, Replay};
@@ -77,23 +77,33 @@ struct AheadBundle {
     index: u64,
     bytes: Bytes,
     entries: Result<Vec<(Range<usize>, Decoded)>, CodecError>,
+    /// The Merkle tiles the bundle's leaves completed, each with the log size at which it
+    /// completed (a level-0 tile at its bundle's last record, since both hold 256 records).
+    tiles: Vec<(u64, TileWrite)>,
+    /// The tree's root when it held `want_root_at` records, if this bundle brought it there.
+    root_at: Option<(u64, [u8; 32])>,
 }
 
 /// The helper thread of [`verify_store`]: reads every bundle in key order, splits and decodes
-/// it, and sends it on, until the replay stops taking them or a bundle cannot be read or split
-/// (the replay reports that bundle when it reaches it). Decoding and hashing are about half of
-/// the audit's work, and need no earlier record.
+/// it, adds its leaves to the Merkle tree, and sends it on, until the replay stops taking them
+/// or a bundle cannot be read or split (the replay reports that bundle when it reaches it).
+/// Decoding and hashing are about half of the audit's work, and need no earlier record; the
+/// tree's node hashes were a twentieth of the replaying thread, which bounds the audit. Returns
+/// the tree of every leaf it sent.
 fn read_ahead(
     store: &Store,
+    want_root_at: Option<u64>,
     sender: SyncSender<Result<AheadBundle, Error>>,
     spent: Receiver<AheadBundle>,
-) {
+) -> Tree {
+    let mut tree = Tree::default();
+    let mut completed = Vec::new();
     for item in store.bundles_from(0) {
         spent.try_iter().for_each(drop);
         let bundle = item.map_err(Error::from).map(|(index, bytes)| {
             // Each entry is decoded as it is found, while its bytes are in the cache
             // (`codec::BundleEntries`).
-            let entries = codec::BundleEntries::new(&bytes)
+            let entries: Result<Vec<_>, _> = codec::BundleEntries::new(&bytes)
                 .map(|entry| {
                     entry.map(|range| {
                         let decoded = Decoded::of(&bytes[range.clone()]);
@@ -101,10 +111,22 @@ fn read_ahead(
                     })
                 })
                 .collect();
+            let mut tiles = Vec::new();
+            let mut root_at = None;
+            for (_, decoded) in entries.iter().flatten() {
+                tree.push(decoded.leaf(), &mut completed);
+                let size = tree.size();
+                tiles.extend(completed.drain(..).map(|tile| (size, tile)));
+                if want_root_at == Some(size) {
+                    root_at = Some((size, tree.root()));
+                }
+            }
             AheadBundle {
                 index,
                 bytes,
                 entries,
+                tiles,
+                root_at,
             }
         });
         let last = bundle
@@ -119,6 +141,7 @@ fn read_ahead(
     // and closes the return channel.
     drop(sender);
     spent.iter().for_each(drop);
+    tree
 }
 
 /// Verifies the ledger in `store_dir` from its bytes up.
@@ -137,13 +160,13 @@ pub fn verify_store(
     let mut replay = Replay::new();
     let mut voids = 0u64;
     let mut root_at = None;
-    std::thread::scope(|scope| {
+    let tree = std::thread::scope(|scope| {
         let (sender, ahead) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
         // Replayed bundles go back to the helper to be freed on the thread that allocated
         // them, as in `Reader::for_each` (tools/bench/PROFILE.md, goal 2).
         let (spent_sender, spent) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
         let store = &store;
-        scope.spawn(move || read_ahead(store, sender, spent));
+        let reader = scope.spawn(move || read_ahead(store, want_root_at, sender, spent));
         for (expected_bundle, item) in (0u64..).zip(ahead) {
             let mut bundle: AheadBundle = item?;
             if bundle.index != expected_bundle {
@@ -162,6 +185,9 @@ pub fn verify_store(
             })?;
             let count = entries.len() as u64;
             replay.warm(entries.iter().map(|(_, decoded)| decoded));
+            // Each tile is checked once the replay has accepted the record that completed it,
+            // as when the replay built the tree itself.
+            let mut tiles = bundle.tiles.iter().peekable();
             for (range, decoded) in entries {
                 let record = replay
                     .push(&bundle.bytes[range.clone()], decoded, &source)
@@ -169,16 +195,18 @@ pub fn verify_store(
                 if matches!(record.event.body, codec::Body::Void(_)) {
                     voids += 1;
                 }
-                for tile in replay.take_completed_tiles() {
+                while let Some((_, tile)) = tiles.next_if(|(size, _)| *size == replay.size()) {
                     check_tile(store, tile.level, tile.index, &tile.data)?;
-                }
-                if want_root_at == Some(replay.size()) {
-                    root_at = Some((replay.size(), replay.root()));
                 }
                 if snapshots.contains(&replay.size()) {
                     check_snapshot(store, &replay)?;
                 }
             }
+            assert!(
+                tiles.next().is_none(),
+                "every tile completed at a record of its bundle"
+            );
+            root_at = root_at.or(bundle.root_at);
             if count != BUNDLE_RECORDS && (bundle.index + 1) * BUNDLE_RECORDS < head.size {
                 return Err(store_failure(format!(
                     "record {}: entry bundle {} holds {count} records; a full bundle holds 256",
@@ -190,13 +218,21 @@ pub fn verify_store(
             // When the helper's queue is full (or it has stopped), the bundle is freed here.
             let _ = spent_sender.try_send(bundle);
         }
-        Ok(())
+        // The helper has sent every bundle (the loop ends when its sender is gone); it returns
+        // once the return channel closes.
+        drop(spent_sender);
+        Ok(reader.join().expect("the reading thread does not panic"))
     })?;
-    check_head(&store, &head, &replay)?;
+    assert_eq!(
+        tree.size(),
+        replay.size(),
+        "the tree holds every replayed record"
+    );
+    check_head(&store, &head, &replay, &tree)?;
     check_derived(&store, &replay)?;
     Ok(Audit {
         records: replay.size(),
-        root: view::base64(&replay.root()),
+        root: view::base64(&tree.root()),
         late_records: replay.late().len() as u64,
         voids,
         seconds: started.elapsed().as_secs_f64(),
@@ -257,7 +293,7 @@ fn check_snapshot(store: &Store, replay: &Replay) -> Result<(), Error> {
     Ok(())
 }
 
-fn check_head(store: &Store, head: &Head, replay: &Replay) -> Result<(), Error> {
+fn check_head(store: &Store, head: &Head, replay: &Replay, tree: &Tree) -> Result<(), Error> {
     if head.size != replay.size() {
         return Err(store_failure(format!(
             "the head says the log has {} records; the bundles hold {}",
@@ -265,11 +301,11 @@ fn check_head(store: &Store, head: &Head, replay: &Replay) -> Result<(), Error> 
             replay.size()
         )));
     }
-    if head.root != replay.root() {
+    if head.root != tree.root() {
         return Err(store_failure(format!(
             "the head's Merkle root {} is not the root of the records, {}",
             view::base64(&head.root),
-            view::base64(&replay.root())
+            view::base64(&tree.root())
         )));
     }
     if head.last_chain != replay.last_chain()
@@ -280,7 +316,7 @@ fn check_head(store: &Store, head: &Head, replay: &Replay) -> Result<(), Error> 
             "the head's chain hash, last recording time or latest date differs from the records",
         ));
     }
-    for tile in replay.tree().edge_tiles() {
+    for tile in tree.edge_tiles() {
         check_tile(store, tile.level, tile.index, &tile.data)?;
     }
     // No tile beyond the tree.
@@ -433,7 +469,7 @@ pub fn verify_export(
     path: &Path,
     want_root_at: Option<u64>,
     mut progress: impl FnMut(u64, u64),
-) -> Result<(Audit, Replay), Error> {
+) -> Result<Audit, Error> {
     let started = std::time::Instant::now();
     let name = path.display().to_string();
     let file =
@@ -445,6 +481,8 @@ pub fn verify_export(
         offsets: std::cell::RefCell::new(Vec::new()),
     };
     let mut replay = Replay::new();
+    let mut tree = Tree::default();
+    let mut completed_tiles = Vec::new();
     let mut offset = 0u64;
     let mut line = String::new();
     let mut number = 0u64;
@@ -488,9 +526,11 @@ pub fn verify_export(
         if matches!(record.event.body, codec::Body::Void(_)) {
             voids += 1;
         }
-        replay.take_completed_tiles();
-        if want_root_at == Some(replay.size()) {
-            root_at = Some((replay.size(), replay.root()));
+        // An export holds no tiles to check: only the tree's root is wanted.
+        tree.push(decoded.leaf(), &mut completed_tiles);
+        completed_tiles.clear();
+        if want_root_at == Some(tree.size()) {
+            root_at = Some((tree.size(), tree.root()));
         }
         offset += read as u64;
         if number % 4096 == 0 {
@@ -500,15 +540,14 @@ pub fn verify_export(
     if replay.size() == 0 {
         return Err(store_failure(format!("{name} holds no records")));
     }
-    let audit = Audit {
+    Ok(Audit {
         records: replay.size(),
-        root: view::base64(&replay.root()),
+        root: view::base64(&tree.root()),
         late_records: replay.late().len() as u64,
         voids,
         seconds: started.elapsed().as_secs_f64(),
         root_at,
-    };
-    Ok((audit, replay))
+    })
 }
 
 fn differing_field(found: &serde_json::Value, expected: &serde_json::Value) -> String {

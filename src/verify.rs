@@ -3,8 +3,9 @@
 //! [`Replay`] takes records in log order (from the store or from an export) and checks, for
 //! each: canonical bytes, its sequence number, the chain hash it embeds, its recording time, its
 //! back-links, that its id is new, and that the rules, replayed exactly as `append` ran them
-//! (late records and voids included), accept it with the outcome it stores. It builds the Merkle
-//! tree as it goes. The first failure names the record.
+//! (late records and voids included), accept it with the outcome it stores. The first failure
+//! names the record. The Merkle tree of the records is built beside it, from each record's
+//! [`Decoded::leaf`]: an audit of the store builds it on its reading thread, with the hashing.
 
 use std::sync::Arc;
 
@@ -13,7 +14,6 @@ use crate::date::{Date, Instant};
 use crate::ledger::Links;
 use crate::ledger::index::{self, IdIndex, Position, id_hash};
 use crate::ledger::window::Window;
-use crate::merkle::{TileWrite, Tree};
 use crate::rules::{self, Affected, Later, Rejection, State, TimelineKey, VoidTarget};
 
 /// Where a replay reads records it no longer holds (a late record reaching far back).
@@ -68,13 +68,17 @@ impl Decoded {
             leaf: codec::leaf_hash(bytes),
         }
     }
+
+    /// The record's Merkle leaf hash (RFC 6962), whether or not its bytes decode.
+    pub fn leaf(&self) -> [u8; 32] {
+        self.leaf
+    }
 }
 
 /// A replay in progress.
 pub struct Replay {
     state: Option<State>,
     links: Links,
-    tree: Tree,
     ids: IdIndex,
     size: u64,
     last_chain: [u8; 32],
@@ -87,7 +91,6 @@ pub struct Replay {
     /// the chain hash of its bytes: the audit compares the late index's copies by it, without
     /// holding every late record's bytes (about 14 MB on a 10,000,000-record ledger).
     late: Vec<(u64, Date, [u8; 32])>,
-    completed_tiles: Vec<TileWrite>,
     /// Per entry bundle: the position index entry a ledger should hold.
     positions: Vec<Position>,
 }
@@ -103,7 +106,6 @@ impl Replay {
         Replay {
             state: None,
             links: Links::default(),
-            tree: Tree::default(),
             ids: IdIndex::default(),
             size: 0,
             last_chain: [0; 32],
@@ -111,7 +113,6 @@ impl Replay {
             max_dates: Vec::new(),
             window: Window::new(0),
             late: Vec::new(),
-            completed_tiles: Vec::new(),
             positions: Vec::new(),
         }
     }
@@ -123,14 +124,6 @@ impl Replay {
 
     pub fn size(&self) -> u64 {
         self.size
-    }
-
-    pub fn root(&self) -> [u8; 32] {
-        self.tree.root()
-    }
-
-    pub fn tree(&self) -> &Tree {
-        &self.tree
     }
 
     pub fn last_chain(&self) -> [u8; 32] {
@@ -160,11 +153,6 @@ impl Replay {
     /// The late records: position, timeline date and the chain hash of the canonical bytes.
     pub fn late(&self) -> &[(u64, Date, [u8; 32])] {
         &self.late
-    }
-
-    /// Full tiles completed since the last call.
-    pub fn take_completed_tiles(&mut self) -> Vec<TileWrite> {
-        std::mem::take(&mut self.completed_tiles)
     }
 
     fn record(&self, seq: u64, source: &dyn RecordSource) -> Result<Arc<Record>, Failure> {
@@ -310,7 +298,6 @@ impl Replay {
             record.recorded_at,
             late.then_some(key.date),
         );
-        self.tree.push(decoded.leaf, &mut self.completed_tiles);
         self.last_chain = chain;
         self.last_recorded_at = Some(record.recorded_at);
         self.size += 1;

@@ -617,7 +617,7 @@ pub fn verify(
     let bar = output::bar(context.quiet, "verifying", output::Unit::Records);
     let progress = output::mover(&bar);
     let result = match export {
-        Some(path) => audit::verify_export(path, want_root_at, progress).map(|(audit, _)| audit),
+        Some(path) => audit::verify_export(path, want_root_at, progress),
         None => {
             let paths = crate::ledger::Paths::new(&context.ledger);
             audit::verify_store(&paths.store(), want_root_at, progress)
