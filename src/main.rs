@@ -9,6 +9,11 @@ use clap::Parser;
 use chipledger::cli::{self, Cli, Format};
 use chipledger::error::Error;
 
+/// Keeps a few of sled's freed I/O buffers for reuse instead of having glibc map fresh,
+/// faulting memory for every one (`store::BufferPool`).
+#[global_allocator]
+static ALLOCATOR: chipledger::store::BufferPool = chipledger::store::BufferPool::new();
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -19,6 +19,7 @@
 //! either sequence poisons the handle: the in-memory view may no longer match the disk, so no
 //! further write is allowed. Opening a store replays the journal's batches that sled lacks.
 
+mod buffers;
 mod delta;
 mod journal;
 mod pending;
@@ -37,6 +38,7 @@ use delta::DeltaBatch;
 use journal::{Journal, Run};
 use pending::{Merged, Pending, TREES, TreeId, Write};
 
+pub use buffers::BufferPool;
 pub use journal::JOURNAL_FILE;
 
 /// Version of the storage layout; `open` refuses any other.
