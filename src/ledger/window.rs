@@ -28,8 +28,13 @@ use crate::date::Date;
 use crate::name::Id;
 use crate::rules::{Affected, Later, TimelineKey, touches_allocation};
 
-/// Records kept at least: about two months of a busy ledger's history, some 20 MiB.
-pub const CAPACITY: usize = 1 << 16;
+/// Records kept at least, whatever their dates: about 9 MiB. Past it the window keeps
+/// [`RECENT_DAYS`] of the timeline, which is what late records and voids walk back through
+/// (about 30,000 records on the benchmark's 1,000,000-event ledger, 950 a day). 65,536 until
+/// 2026-12-03, when the import's peak memory needed the room (tools/bench/PROFILE.md, goal 6):
+/// interleaved 1M imports peaked at 225 to 237 MiB with 32,768 and sled's buffers kept for
+/// reuse, against 234 to 248 MiB with 65,536 and neither.
+pub const CAPACITY: usize = 1 << 15;
 /// Past [`CAPACITY`], the window keeps the records of the last this many days of the timeline
 /// (a month of late reports): a late record's walk back to its date then stays in memory
 /// however many records a day the ledger holds, instead of reading the store record by record
@@ -126,7 +131,7 @@ impl Window {
     }
 
     /// A window like [`Window::new`]'s with another floor than [`CAPACITY`]: tests see its
-    /// recent days and its ceiling without pushing 65,536 records first.
+    /// recent days and its ceiling without pushing 32,768 records first.
     #[doc(hidden)]
     pub fn with_floor(first: u64, floor: usize) -> Window {
         Window::empty(first, floor, true)
