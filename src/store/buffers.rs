@@ -2,11 +2,12 @@
 //!
 //! sled 0.34 writes its log through buffers of one segment each (4 MiB, the store's segment
 //! size), allocated with an alignment of 8,192 bytes and freed once written, several per commit.
-//! glibc serves every one of them with a fresh `mmap`: its dynamic threshold rises to the size
-//! of the last mapped block freed, but an aligned request asks for the size plus the alignment,
-//! just above it. Every byte sled writes therefore lands first on a page the kernel has to fault
-//! in and clear: about 340,000 faults in a 1,000,000-event import, a third of its system time
-//! and most of its commit threads' samples (tools/bench/PROFILE.md, goal 1). Its open does the
+//! glibc hands each of them out as fresh pages (most likely a new mapping every time: its
+//! dynamic mmap threshold rises to the size of the last mapped block freed, and an aligned
+//! request asks for the size plus the alignment, just above it), so every byte sled writes lands
+//! first on a page the kernel has to fault in and clear: about 340,000 faults in a
+//! 1,000,000-event import, a quarter of its system time and half of its commit threads' samples
+//! (tools/bench/PROFILE.md, goal 1). Its open does the
 //! same with zeroed buffers of one segment, one after another: two to read the log's tail and
 //! one per free segment to overwrite it, on every open, a query's included (goal 4).
 //!
