@@ -110,7 +110,7 @@ impl Pool {
         }
     }
 
-    /// Forgets a zeroed segment handed out; whether the pool had handed it out.
+    /// Forgets a zeroed segment the pool handed out, and says whether it had handed it out.
     fn forget_zeroed(&mut self, pointer: *mut u8) -> bool {
         match self
             .zeroed
