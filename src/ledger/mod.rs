@@ -339,7 +339,7 @@ impl Ledger {
     }
 
     /// Keeps only the last `capacity` records in the window from now on, so that tests reach
-    /// the walks that leave it without writing 65,536 records first. The window is a cache:
+    /// the walks that leave it without writing 32,768 records first. The window is a cache:
     /// what it does not hold is read from the store, so answers do not change.
     #[doc(hidden)]
     pub fn limit_window(&mut self, capacity: usize) {
