@@ -284,7 +284,7 @@ fn check_snapshot(store: &Store, replay: &Replay) -> Result<(), Error> {
         state: snapshot::encode(replay.state().expect("genesis replayed")),
         links: replay.links().encode(),
     };
-    if codec::to_bytes(&expected) != bytes {
+    if !codec::encodes_to(&expected, &bytes) {
         return Err(store_failure(format!(
             "the prefix snapshot at {size} records differs from the replay of records 0 to {}",
             size - 1

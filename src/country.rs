@@ -92,7 +92,13 @@ impl Country {
         if !first.is_ascii_uppercase() || !second.is_ascii_uppercase() {
             return false;
         }
-        ASSIGNED_TABLE[usize::from(first - b'A') * 26 + usize::from(second - b'A')]
+        ASSIGNED_TABLE[self.index()]
+    }
+
+    /// A dense number for tables indexed by country: 0 for `AA` to 675 for `ZZ`.
+    pub fn index(&self) -> usize {
+        let [first, second] = self.0;
+        usize::from(first - b'A') * 26 + usize::from(second - b'A')
     }
 
     /// Every assigned code, in alphabetical order.

@@ -105,10 +105,42 @@ impl Date {
 
     /// The UTC calendar day of a recording time.
     pub fn of_instant(instant: Instant) -> Date {
-        let timestamp = jiff::Timestamp::from_microsecond(instant.0)
-            .expect("instants are created from valid timestamps");
-        let civil = jiff::tz::TimeZone::UTC.to_datetime(timestamp).date();
+        // Whole days after 1970-01-01, counted by jiff. Not through `jiff::Timestamp`: its
+        // microsecond constructor stops at the last whole second, 999,999 microseconds before
+        // the last instant an `Instant` can hold.
+        let days = instant.0.div_euclid(MICROSECONDS_PER_DAY);
+        let civil = jiff::civil::date(1970, 1, 1)
+            .checked_add(jiff::Span::new().days(days))
+            .expect("recording times lie between 1900 and 9999");
         Date::from_civil(civil).expect("recording times lie between 1900 and 9999")
+    }
+}
+
+/// Microseconds in a UTC day: recording times count no leap seconds, so every day has as many.
+const MICROSECONDS_PER_DAY: i64 = 86_400_000_000;
+
+/// [`Date::of_instant`] for a stream of recording times, remembering the last day it found.
+/// Records are recorded in batches and days, so a replay asks for the same day over and over;
+/// jiff's conversion was about a twentieth of `verify`'s replaying thread
+/// (tools/bench/PROFILE.md, goal 3). The cache is keyed by the day's number since the epoch,
+/// and jiff still does every conversion that a new day needs.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RecordingDays {
+    last: Option<(i64, Date)>,
+}
+
+impl RecordingDays {
+    /// The UTC calendar day of `instant`.
+    pub fn of(&mut self, instant: Instant) -> Date {
+        let day = instant.0.div_euclid(MICROSECONDS_PER_DAY);
+        match self.last {
+            Some((last_day, date)) if last_day == day => date,
+            _ => {
+                let date = Date::of_instant(instant);
+                self.last = Some((day, date));
+                date
+            }
+        }
     }
 }
 
@@ -243,6 +275,49 @@ mod tests {
         assert_eq!(Instant::from_microseconds(FIRST_MICROSECOND - 1), None);
         assert_eq!(Instant::from_microseconds(LAST_MICROSECOND + 1), None);
         assert!(Instant::parse("1899-12-31T23:59:59.999999Z").is_err());
+    }
+
+    #[test]
+    fn recording_days_agree_with_jiff() {
+        // The day as jiff's timestamps give it, from whole seconds and nanoseconds.
+        let utc_day = |microseconds: i64| {
+            let timestamp = jiff::Timestamp::new(
+                microseconds.div_euclid(1_000_000),
+                (microseconds.rem_euclid(1_000_000) * 1_000) as i32,
+            )
+            .unwrap();
+            Date::from_civil(jiff::tz::TimeZone::UTC.to_datetime(timestamp).date()).unwrap()
+        };
+        assert_eq!(
+            Date::of_instant(Instant::from_microseconds(LAST_MICROSECOND).unwrap()),
+            Date::new(9999, 12, 30).unwrap()
+        );
+        let mut days = RecordingDays::default();
+        // Around midnights on either side of the epoch, across a leap day, and at the bounds;
+        // each instant is asked twice, so that both the conversion and the cache answer.
+        let mut instants = vec![FIRST_MICROSECOND, LAST_MICROSECOND];
+        for midnight in [
+            "1900-01-01",
+            "1969-12-31",
+            "1970-01-01",
+            "2024-02-29",
+            "2024-03-01",
+            "2025-12-31",
+            "2026-01-01",
+            "9999-12-30",
+        ] {
+            let at = Instant::parse(midnight).unwrap().microseconds();
+            instants.extend([at - 1, at, at + 1, at + MICROSECONDS_PER_DAY - 1]);
+        }
+        for instant in instants {
+            let Some(instant) = Instant::from_microseconds(instant) else {
+                continue;
+            };
+            let expected = utc_day(instant.microseconds());
+            assert_eq!(Date::of_instant(instant), expected, "{instant:?}");
+            assert_eq!(days.of(instant), expected, "{instant:?}");
+            assert_eq!(days.of(instant), expected, "{instant:?}");
+        }
     }
 
     #[test]

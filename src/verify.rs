@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use crate::codec::{self, Body, Outcome, Record, Subject};
-use crate::date::{Date, Instant};
+use crate::date::{Date, Instant, RecordingDays};
 use crate::ledger::Links;
 use crate::ledger::index::{self, IdIndex, Position, id_hash};
 use crate::ledger::window::Window;
@@ -83,6 +83,7 @@ pub struct Replay {
     size: u64,
     last_chain: [u8; 32],
     last_recorded_at: Option<Instant>,
+    recording_days: RecordingDays,
     /// The running maximum timeline date after each record.
     max_dates: Vec<Date>,
     /// The most recent records, for late records and voids to find the ones after them.
@@ -110,6 +111,7 @@ impl Replay {
             size: 0,
             last_chain: [0; 32],
             last_recorded_at: None,
+            recording_days: RecordingDays::default(),
             max_dates: Vec::new(),
             window: Window::new(0),
             late: Vec::new(),
@@ -317,7 +319,7 @@ impl Replay {
         source: &dyn RecordSource,
     ) -> Result<(), Failure> {
         let seq = record.seq;
-        let today = Date::of_instant(record.recorded_at);
+        let today = self.recording_days.of(record.recorded_at);
         if self
             .find_hashed(&record.event.id, id_hash, source)?
             .is_some()

@@ -346,14 +346,7 @@ pub fn decode_record_subjects(bytes: &[u8]) -> Result<(Record, Vec<Subject>), Co
             subjects: subjects.len(),
         });
     }
-    // Re-encode and compare as the bytes come, without building a second copy.
-    let mut compare = Compare {
-        expected: bytes,
-        position: 0,
-    };
-    bincode::encode_into_writer(&record, &mut compare, config())
-        .map_err(|_| CodecError::NotCanonical)?;
-    if compare.position != bytes.len() {
+    if !encodes_to(&record, bytes) {
         return Err(CodecError::NotCanonical);
     }
     Ok((record, subjects))
@@ -459,7 +452,33 @@ pub fn content_bytes(effective: Date, event: &Event) -> Vec<u8> {
 
 /// Encodes any value with the canonical configuration (used for derived data and digests).
 pub fn to_bytes<T: bincode::Encode>(value: &T) -> Vec<u8> {
-    bincode::encode_to_vec(value, config()).expect("encoding to a Vec cannot fail")
+    // One pass, the vector growing as it goes: `bincode::encode_to_vec` encodes everything
+    // twice, once only to count the bytes, and a state snapshot's encoding sorts every map.
+    let mut growing = Growing(Vec::new());
+    bincode::encode_into_writer(value, &mut growing, config())
+        .expect("encoding to a Vec cannot fail");
+    growing.0
+}
+
+/// Whether `value`'s canonical encoding is exactly `bytes`. Compares as the bytes come,
+/// without building a second copy.
+pub fn encodes_to<T: bincode::Encode>(value: &T, bytes: &[u8]) -> bool {
+    let mut compare = Compare {
+        expected: bytes,
+        position: 0,
+    };
+    bincode::encode_into_writer(value, &mut compare, config()).is_ok()
+        && compare.position == bytes.len()
+}
+
+/// A bincode writer that appends to a vector.
+struct Growing(Vec<u8>);
+
+impl bincode::enc::write::Writer for Growing {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes a value written by [`to_bytes`], requiring every byte to be used.

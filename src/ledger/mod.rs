@@ -18,7 +18,7 @@ use std::sync::Arc;
 use staged::StagedBytes;
 
 use crate::codec::{self, BUNDLE_RECORDS, Body, Event, Genesis, Outcome, Record, content_bytes};
-use crate::date::{Date, Instant};
+use crate::date::{Date, Instant, RecordingDays};
 use crate::error::Error;
 use crate::input::Submission;
 use crate::merkle::{TileWrite, Tree};
@@ -125,6 +125,7 @@ pub struct Ledger {
     in_flight: Option<InFlight>,
     /// How long this handle has waited for background commits to finish (`--timings`).
     commit_wait: std::time::Duration,
+    recording_days: RecordingDays,
 }
 
 /// A batch whose store commit runs on a helper thread.
@@ -331,6 +332,7 @@ impl Ledger {
             last_bundle,
             pending: None,
             window: window::Window::new(head_size),
+            recording_days: RecordingDays::default(),
         })
     }
 
@@ -562,7 +564,7 @@ impl Ledger {
             record: target,
             voided: self.state.facts.voided.contains_key(&target.seq),
         });
-        let today = Date::of_instant(recorded_at);
+        let today = self.recording_days.of(recorded_at);
         match rules::admit(
             &mut self.state,
             &mut record,

@@ -63,7 +63,8 @@ impl Links {
             .iter()
             .map(|(subject, seq)| (subject.clone(), *seq))
             .collect();
-        list.sort();
+        // The subjects are a map's keys, so an unstable sort gives the one order.
+        list.sort_unstable();
         list
     }
 }

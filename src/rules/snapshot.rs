@@ -18,19 +18,24 @@ use super::state::{
 /// (effective, seq, value) of a dated fact.
 type DatedEntry<T> = (Date, u64, T);
 /// (id, holder, scope, granted, grant seq, revoked, revoke seq).
-type VeuEntry = (Id, Id, Scope, Date, u64, Option<Date>, Option<u64>);
+type VeuEntry<I> = (I, I, Scope, Date, u64, Option<Date>, Option<u64>);
 
+/// The snapshot's layout. Decoding fills it with owned identifiers and text (`Id`, `Text`);
+/// [`encode`] fills it with references into the state (`&Id`, `&Text`), which bincode writes
+/// byte for byte as the owned values, so that encoding copies no identifier and allocates no
+/// text: the encoding is checked against every stored snapshot by `verify`, and written by
+/// every import.
 #[derive(bincode::Encode, bincode::Decode)]
-struct Snapshot {
-    entities: Vec<(Id, Date, u64, Text, Country, Option<Id>)>,
-    chips: Vec<(Id, Date, u64, bool)>,
+struct Snapshot<I, T> {
+    entities: Vec<(I, Date, u64, T, Country, Option<I>)>,
+    chips: Vec<(I, Date, u64, bool)>,
     tier_changes: Vec<(Country, Vec<DatedEntry<Tier>>)>,
     allocation_changes: Vec<(Country, Vec<DatedEntry<u64>>)>,
-    veus: Vec<VeuEntry>,
-    certified: Vec<(Id, Vec<(Date, u64)>)>,
+    veus: Vec<VeuEntry<I>>,
+    certified: Vec<(I, Vec<(Date, u64)>)>,
     voided: Vec<(u64, u64)>,
     /// Sorted by entity; entities whose counters are all zero are left out.
-    entity_counters: Vec<EntityEntry>,
+    entity_counters: Vec<EntityEntry<I>>,
     country_tpp: Vec<(Country, u64, u64)>,
 }
 
@@ -38,17 +43,19 @@ struct Snapshot {
 /// (country, chip, quantity), controlled TPP by country, LPP by year, AIA receipts, weights
 /// hostings by country; each list sorted.
 #[derive(bincode::Encode, bincode::Decode)]
-struct EntityEntry {
-    entity: Id,
-    holdings: Vec<(Country, Id, u64)>,
+struct EntityEntry<I> {
+    entity: I,
+    holdings: Vec<(Country, I, u64)>,
     tpp_by_country: Vec<(Country, u64)>,
     lpp: Vec<(u16, u64)>,
     aia: u64,
     weights: Vec<(Country, u64)>,
 }
 
+/// Every list sorted here comes from a map, so no two items are equal and an unstable sort
+/// gives the one order a stable sort would.
 fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
-    items.sort();
+    items.sort_unstable();
     items
 }
 
@@ -61,19 +68,19 @@ pub fn encode(state: &State) -> Vec<u8> {
             .map(|item| (item.effective, item.seq, item.value))
             .collect()
     };
-    let snapshot = Snapshot {
+    let snapshot: Snapshot<&Id, &Text> = Snapshot {
         entities: sorted(
             facts
                 .entities
                 .iter()
                 .map(|(id, fact)| {
                     (
-                        id.clone(),
+                        id,
                         fact.effective,
                         fact.seq,
-                        fact.name.clone(),
+                        &fact.name,
                         fact.hq,
-                        fact.parent.clone(),
+                        fact.parent.as_ref(),
                     )
                 })
                 .collect(),
@@ -82,7 +89,7 @@ pub fn encode(state: &State) -> Vec<u8> {
             facts
                 .chips
                 .iter()
-                .map(|(id, fact)| (id.clone(), fact.effective, fact.tpp, fact.controlled))
+                .map(|(id, fact)| (id, fact.effective, fact.tpp, fact.controlled))
                 .collect(),
         ),
         tier_changes: sorted(
@@ -114,8 +121,8 @@ pub fn encode(state: &State) -> Vec<u8> {
                 .iter()
                 .map(|(id, fact)| {
                     (
-                        id.clone(),
-                        fact.holder.clone(),
+                        id,
+                        &fact.holder,
                         fact.scope,
                         fact.granted,
                         fact.grant_seq,
@@ -124,7 +131,7 @@ pub fn encode(state: &State) -> Vec<u8> {
                     )
                 })
                 .collect();
-            veus.sort_by(|a, b| a.0.cmp(&b.0));
+            veus.sort_by(|a, b| a.0.cmp(b.0));
             veus
         },
         certified: sorted(
@@ -134,7 +141,7 @@ pub fn encode(state: &State) -> Vec<u8> {
                 .filter(|(_, list)| !list.is_empty())
                 .map(|(id, list)| {
                     (
-                        id.clone(),
+                        id,
                         list.iter().map(|item| (item.effective, item.seq)).collect(),
                     )
                 })
@@ -148,17 +155,17 @@ pub fn encode(state: &State) -> Vec<u8> {
                 .collect(),
         ),
         entity_counters: {
-            let mut entries: Vec<EntityEntry> = counters
+            let mut entries: Vec<EntityEntry<&Id>> = counters
                 .entities
                 .iter()
                 .filter(|(_, parts)| !parts.is_empty())
                 .map(|(entity, parts)| EntityEntry {
-                    entity: entity.clone(),
+                    entity,
                     holdings: sorted(
                         parts
                             .holdings
                             .iter()
-                            .map(|((country, chip), quantity)| (*country, chip.clone(), *quantity))
+                            .map(|((country, chip), quantity)| (*country, chip, *quantity))
                             .collect(),
                     ),
                     tpp_by_country: parts.tpp.by_country.clone(),
@@ -180,7 +187,7 @@ pub fn encode(state: &State) -> Vec<u8> {
                     ),
                 })
                 .collect();
-            entries.sort_unstable_by(|a, b| a.entity.cmp(&b.entity));
+            entries.sort_unstable_by(|a, b| a.entity.cmp(b.entity));
             entries
         },
         country_tpp: sorted(
@@ -197,7 +204,7 @@ pub fn encode(state: &State) -> Vec<u8> {
 
 /// Decodes a state written by [`encode`] under the ledger's ruleset.
 pub fn decode(bytes: &[u8], params: Arc<Params>) -> Result<State, CodecError> {
-    let snapshot: Snapshot = from_bytes(bytes)?;
+    let snapshot: Snapshot<Id, Text> = from_bytes(bytes)?;
     let mut facts = Facts::empty(params);
     for (id, effective, seq, name, hq, parent) in snapshot.entities {
         facts.entities.insert(

@@ -26,18 +26,23 @@ pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 #[derive(Debug)]
 pub struct Params {
     pub ruleset: Ruleset,
-    /// Looked up for every decision that names a country: foldhash, not SipHash.
-    base_tiers: Map<Country, Tier>,
+    /// Each country's tier before any dated change, by [`Country::index`]: looked up for every
+    /// decision that names a country, several times for a Universal VEU holder's shipment, so
+    /// a table rather than a hash map.
+    base_tiers: Box<[Tier; COUNTRY_CODES]>,
 }
+
+/// The two-letter codes [`Country::index`] numbers.
+const COUNTRY_CODES: usize = 26 * 26;
 
 impl Params {
     pub fn new(ruleset: Ruleset) -> Params {
-        let mut base_tiers = Map::default();
+        let mut base_tiers = Box::new([Tier::Two; COUNTRY_CODES]);
         for country in &ruleset.tier_one {
-            base_tiers.insert(*country, Tier::One);
+            base_tiers[country.index()] = Tier::One;
         }
         for country in &ruleset.tier_three {
-            base_tiers.insert(*country, Tier::Three);
+            base_tiers[country.index()] = Tier::Three;
         }
         Params {
             ruleset,
@@ -47,7 +52,7 @@ impl Params {
 
     /// A country's tier on the ruleset's first day, before any dated change.
     pub fn base_tier(&self, country: Country) -> Tier {
-        self.base_tiers.get(&country).copied().unwrap_or(Tier::Two)
+        self.base_tiers[country.index()]
     }
 
     pub fn h100_tpp(&self) -> u64 {
