@@ -15,8 +15,8 @@ pub mod snapshot;
 pub mod state;
 pub mod subject;
 
+use smallvec::SmallVec;
 use std::cmp::Ordering;
-use std::collections::HashSet;
 
 use crate::codec::{Body, Event, Outcome, Record, Subject};
 use crate::country::Country;
@@ -114,9 +114,50 @@ pub fn timeline_order(a: &Record, b: &Record) -> Ordering {
 #[derive(Clone, Debug, Default)]
 pub struct Affected {
     pub all: bool,
-    // foldhash, as the state's maps: these sets are made for every decided event.
-    pub entities: HashSet<Id, foldhash::fast::RandomState>,
-    pub countries: HashSet<Country, foldhash::fast::RandomState>,
+    pub entities: Few<Id>,
+    pub countries: Few<Country>,
+}
+
+/// A set of the few subjects of one event: it reads or changes at most two entities and one
+/// country. Kept inline, in the order inserted. These sets are made for every decided event;
+/// as hash sets each one allocated a table and drew a random seed, which with the hashing was
+/// about a tenth of `verify`'s replaying thread (tools/bench/PROFILE.md, goal 3).
+#[derive(Clone, Debug)]
+pub struct Few<T>(SmallVec<[T; 2]>);
+
+impl<T> Default for Few<T> {
+    fn default() -> Self {
+        Few(SmallVec::new())
+    }
+}
+
+impl<T: PartialEq> Few<T> {
+    pub fn insert(&mut self, item: T) {
+        if !self.0.contains(&item) {
+            self.0.push(item);
+        }
+    }
+
+    pub fn contains(&self, item: &T) -> bool {
+        self.0.contains(item)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Few<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 impl Affected {
