@@ -12,7 +12,7 @@ use super::{Context, Format, feed};
 use crate::codec::{Outcome, Record};
 use crate::error::Error;
 use crate::input::{self, Lines, Submission};
-use crate::ledger::{Admitted, Ledger};
+use crate::ledger::{Admitted, Ledger, Staged};
 use crate::rules::Refusal;
 use crate::store::StoreError;
 use crate::view;
@@ -428,8 +428,8 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
                 }
                 tally.last_line = event.number;
                 match ledger.submit_hashed(event.submission, context.now)? {
-                    Ok(Admitted::Recorded(_)) => tally.recorded += 1,
-                    Ok(Admitted::AlreadyRecorded(_)) => tally.skipped += 1,
+                    Ok(Staged::Recorded(_)) => tally.recorded += 1,
+                    Ok(Staged::AlreadyRecorded(_)) => tally.skipped += 1,
                     Err(refusal) => {
                         tally.refused += 1;
                         *tally.by_code.entry(refusal.code.as_str()).or_default() += 1;

@@ -76,6 +76,18 @@ pub enum Admitted {
     AlreadyRecorded(u64),
 }
 
+/// What became of an event an import submitted ([`Ledger::submit_hashed`]): its sequence
+/// number only. An import discards each record as soon as it is staged, and handing it back
+/// on the heap (as [`Admitted`] does) was about 4% of the deciding thread
+/// (tools/bench/PROFILE.md, goal 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Staged {
+    /// Staged as record `seq`.
+    Recorded(u64),
+    /// An event with this id and identical content is already record `seq`: nothing to do.
+    AlreadyRecorded(u64),
+}
+
 /// What `init` created.
 pub struct Created {
     pub origin: String,
@@ -491,7 +503,15 @@ impl Ledger {
         submission: Submission,
         now: Instant,
     ) -> Result<Result<Admitted, Refusal>, Error> {
-        self.submit_hashed(HashedSubmission::new(submission), now)
+        Ok(
+            match self.submit_hashed(HashedSubmission::new(submission), now)? {
+                // The record just staged is the window's newest: decoded from its bytes, it
+                // is the record as stored.
+                Ok(Staged::Recorded(seq)) => Ok(Admitted::Recorded(self.read(seq)?)),
+                Ok(Staged::AlreadyRecorded(seq)) => Ok(Admitted::AlreadyRecorded(seq)),
+                Err(refusal) => Err(refusal),
+            },
+        )
     }
 
     /// Readies the duplicate-id probes of submissions about to come ([`IdIndex::warm`]): an
@@ -500,13 +520,13 @@ impl Ledger {
         self.ids.warm(hashes);
     }
 
-    /// [`Ledger::submit_owned`], with the event id's index hash already computed (an import
-    /// computes it on the thread that parsed the line).
+    /// [`Ledger::submit_owned`] for an import: the event id's index hash is already computed
+    /// (on the thread that parsed the line), and only the record's sequence number comes back.
     pub fn submit_hashed(
         &mut self,
         submission: HashedSubmission,
         now: Instant,
-    ) -> Result<Result<Admitted, Refusal>, Error> {
+    ) -> Result<Result<Staged, Refusal>, Error> {
         self.begin();
         let HashedSubmission {
             submission: Submission { effective, event },
@@ -516,7 +536,7 @@ impl Ledger {
             if content_bytes(existing.effective, &existing.event)
                 == content_bytes(effective, &event)
             {
-                return Ok(Ok(Admitted::AlreadyRecorded(existing.seq)));
+                return Ok(Ok(Staged::AlreadyRecorded(existing.seq)));
             }
             return Ok(Err(Refusal {
                 code: Code::DuplicateId,
@@ -580,7 +600,7 @@ impl Ledger {
             }
         }
         self.stage(record, key, id_hash)
-            .map(|record| Ok(Admitted::Recorded(record)))
+            .map(|seq| Ok(Staged::Recorded(seq)))
     }
 
     /// Signs a checkpoint of the log, after appending a commitment record to it (FORMAT.md,
@@ -673,16 +693,12 @@ impl Ledger {
             .map_err(|error| corrupt(format!("the unchecked record does not fold: {error}")))?;
         let key = TimelineKey::of(&record);
         let id_hash = index::id_hash(&record.event.id);
-        self.stage(record, key, id_hash)
+        let seq = self.stage(record, key, id_hash)?;
+        self.read(seq)
     }
 
-    /// Links, encodes, hashes and stages a decided record.
-    fn stage(
-        &mut self,
-        mut record: Record,
-        key: TimelineKey,
-        id_hash: u64,
-    ) -> Result<Arc<Record>, Error> {
+    /// Links, encodes, hashes and stages a decided record; returns its sequence number.
+    fn stage(&mut self, mut record: Record, key: TimelineKey, id_hash: u64) -> Result<u64, Error> {
         debug_assert_eq!(id_hash, index::id_hash(&record.event.id));
         let pending = self.pending.as_mut().expect("a batch is open");
         let subjects = record.subjects();
@@ -741,7 +757,7 @@ impl Ledger {
             pending.snapshots.push((self.working.size, bytes));
         }
         self.window.push(&record, &subjects, bytes);
-        Ok(Arc::new(record))
+        Ok(seq)
     }
 
     /// Undoes every staged record (a batch already handed to a background commit is not
