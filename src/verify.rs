@@ -102,17 +102,29 @@ impl Default for Replay {
     }
 }
 
+/// The most records [`Replay::with_capacity`] reserves room for ahead: a claim of more (a
+/// store's head can lie) reserves no more than about 64 MiB, most of it never touched.
+const MOST_RESERVED_RECORDS: u64 = 1 << 22;
+
 impl Replay {
     pub fn new() -> Replay {
+        Replay::with_capacity(0)
+    }
+
+    /// A replay with room for `records` records (at most [`MOST_RESERVED_RECORDS`]) in its id
+    /// index and per-record lists, so that they are not rebuilt as the log grows: growing the
+    /// id index was about 2% of `verify`'s replaying thread on a 1,000,000-record ledger.
+    pub fn with_capacity(records: u64) -> Replay {
+        let records = usize::try_from(records.min(MOST_RESERVED_RECORDS)).expect("fits in memory");
         Replay {
             state: None,
             links: Links::default(),
-            ids: IdIndex::default(),
+            ids: IdIndex::with_capacity(records),
             size: 0,
             last_chain: [0; 32],
             last_recorded_at: None,
             recording_days: RecordingDays::default(),
-            max_dates: Vec::new(),
+            max_dates: Vec::with_capacity(records),
             window: Window::new(0),
             late: Vec::new(),
             positions: Vec::new(),
