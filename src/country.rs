@@ -95,7 +95,8 @@ impl Country {
         ASSIGNED_TABLE[self.index()]
     }
 
-    /// A dense number for tables indexed by country: 0 for `AA` to 675 for `ZZ`.
+    /// A dense number for tables indexed by country: 0 for `AA` to 675 for `ZZ`. Every
+    /// constructor admits only two uppercase letters, so it is always below 676.
     pub fn index(&self) -> usize {
         let [first, second] = self.0;
         usize::from(first - b'A') * 26 + usize::from(second - b'A')

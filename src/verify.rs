@@ -103,7 +103,8 @@ impl Default for Replay {
 }
 
 /// The most records [`Replay::with_capacity`] reserves room for ahead: a claim of more (a
-/// store's head can lie) reserves no more than about 64 MiB, most of it never touched.
+/// store's head can lie) reserves no more than 80 MiB (the id index's hashes and slots, 32 MiB
+/// each, and the dates, 16 MiB), none of it touched before records fill it.
 const MOST_RESERVED_RECORDS: u64 = 1 << 22;
 
 impl Replay {
