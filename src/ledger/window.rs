@@ -12,9 +12,10 @@
 //!
 //! The records themselves are kept as their canonical bytes and decoded when a walk finds them
 //! (on a 1,000,000-event import, about 20,000 in all). Decoded records cost about 400 bytes and
-//! a dozen allocations each (some 25 MiB for the 65,536 records the window then kept), and freeing each one as it left the
-//! window was a tenth of an import's time on the writer's thread; here a record is its bytes
-//! and a few dozen more in flat queues, and leaving frees nothing. Reading the found records
+//! a dozen allocations each (some 25 MiB for the 65,536 records the window then kept), and
+//! freeing each one as it left the window was a tenth of an import's time on the writer's
+//! thread; here a record is its bytes and a few dozen more in flat queues, and leaving frees
+//! nothing. Reading the found records
 //! back from the store instead was slower still: a read waits for the commit running on the
 //! helper thread (sled serializes its transactions with reads).
 
