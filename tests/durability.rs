@@ -212,11 +212,31 @@ fn a_reader_during_a_long_import_is_told_the_ledger_is_in_use_without_waiting() 
         );
     }
     let rest: Vec<String> = lines.map(|line| line.unwrap()).collect();
-    let acknowledged = 1 + rest
-        .iter()
-        .filter(|line| line.contains("\"committed\""))
-        .count();
-    assert_eq!(acknowledged, 5_000, "one acknowledgement per batch of 2");
+    // Several batches are in flight at once: each is still acknowledged once, in order, with
+    // the log size that holds it and the lines before it.
+    let acknowledged: Vec<(u64, u64)> = std::iter::once(&first)
+        .chain(&rest)
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|value| value["status"] == "committed")
+        .map(|value| {
+            let line = value["through_line"].as_u64().unwrap();
+            (line, value["size"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        acknowledged.len(),
+        5_000,
+        "one acknowledgement per batch of 2"
+    );
+    for (batch, (line, size)) in acknowledged.iter().enumerate() {
+        // `input(9_999)` writes 10,000 lines: 5,000 whole batches.
+        let expected_line = 2 * (batch as u64 + 1);
+        assert_eq!(
+            (*line, *size),
+            (expected_line, expected_line + 1),
+            "acknowledgement {batch}: through line {line}, log size {size}"
+        );
+    }
     let status = child.wait().unwrap();
     assert!(status.success(), "the import itself finished: {status}");
     ledger.run(&["verify"], None).expect(0);

@@ -400,8 +400,8 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
     let mut tally = Tally::default();
     let lines = open_lines(file)?;
     let bar_for_reader = bar.clone();
-    // The last line of the batch being made durable in the background.
-    let mut in_flight: Option<u64> = None;
+    // The last line of each batch being made durable in the background, oldest first.
+    let mut in_flight: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
     std::thread::scope(|scope| -> Result<(), Error> {
         let blocks = feed::stream(scope, lines, move |lines| {
             if let Some(bar) = &bar_for_reader {
@@ -450,11 +450,11 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
                 if ledger.staged_count() >= batch {
                     // The disk writes this batch while the next one is decided; a batch is
                     // acknowledged once it is durable.
-                    if let Some(size) = ledger.commit_in_background()? {
-                        let line = in_flight.take().expect("a batch was handed over");
+                    for size in ledger.commit_in_background()? {
+                        let line = in_flight.pop_front().expect("a batch was handed over");
                         acknowledge(context, line, size)?;
                     }
-                    in_flight = Some(event.number);
+                    in_flight.push_back(event.number);
                 }
             }
         }
@@ -469,8 +469,8 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
         last_line,
         ..
     } = tally;
-    if let Some(size) = ledger.finish_background()? {
-        let line = in_flight.take().expect("a batch was handed over");
+    for size in ledger.finish_background()? {
+        let line = in_flight.pop_front().expect("a batch was handed over");
         acknowledge(context, line, size)?;
     }
     if ledger.commit()? > 0 {

@@ -114,12 +114,13 @@ pub struct Ledger {
     /// The fold of every record, staged ones included.
     state: State,
     links: Links,
-    /// The Merkle tree of the records in the store; while a background commit runs, that
-    /// commit's thread holds it. Staged records join it only when their batch is committed
-    /// ([`with_tree`]): hashing them (SHA-256, leaves and nodes) was 9% of an import's deciding
-    /// thread, which sets the import's pace, and the commit thread hashes them instead. If that
-    /// commit fails, the tree is lost with it, and [`with_tree`]'s size check stops any later
-    /// batch of this handle (which must be dropped, as the doc of `commit_in_background` says).
+    /// The Merkle tree of the records in the store; while background commits run, the commit
+    /// thread holds the current one, and this is the tree of the last batch seen durable.
+    /// Staged records join it only when their batch is committed ([`with_tree`]): hashing them
+    /// (SHA-256, leaves and nodes) was 9% of an import's deciding thread, which sets the
+    /// import's pace, and the commit thread hashes them instead. After a failed commit the
+    /// commit thread writes nothing more, and this handle must be dropped, as the doc of
+    /// `commit_in_background` says.
     tree: Tree,
     ids: IdIndex,
     /// The head including staged records, but for its root: that is the root of the last
@@ -133,14 +134,23 @@ pub struct Ledger {
     window: window::Window,
     /// The size and byte length of the latest prefix snapshot, staged ones included.
     last_snapshot: (u64, u64),
-    /// A batch being made durable on a helper thread ([`Ledger::commit_in_background`]).
-    in_flight: Option<InFlight>,
+    /// The batches being made durable on the commit thread
+    /// ([`Ledger::commit_in_background`]).
+    committer: Option<Committer>,
     /// How long this handle has waited for background commits to finish (`--timings`).
     commit_wait: std::time::Duration,
     recording_days: RecordingDays,
 }
 
-/// A batch whose store commit runs on a helper thread.
+/// Batches an import may have handed to the commit thread and not yet seen durable. One
+/// batch in flight left the deciding thread waiting for about a tenth of the import: a commit
+/// now and then takes longer than deciding the next batch (sled writing a blob, consolidating
+/// a node, an fsync waiting for the disk), and a second batch absorbs those. Each batch held
+/// costs its records' bytes twice (staged, and in the store batch): about 6 MB at 10,000
+/// events.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// A batch whose store commit runs on the commit thread.
 struct InFlight {
     /// The head and positions the store has once the commit succeeds (but for the head's
     /// root, which the tree gives when the commit thread returns it).
@@ -148,8 +158,56 @@ struct InFlight {
     positions: Vec<Position>,
     /// The records' canonical bytes, as in [`Pending`], shared with the commit thread.
     records: Arc<StagedBytes>,
-    /// The tree with the batch's records, once they are durable.
-    commit: std::thread::JoinHandle<Result<Tree, StoreError>>,
+}
+
+/// The thread that commits the batches handed to it, one after the other in the order given,
+/// and the batches it holds, oldest first.
+struct Committer {
+    jobs: std::sync::mpsc::SyncSender<(Batch, Arc<StagedBytes>)>,
+    /// One result per batch, in order: the tree with the batch's records once they are
+    /// durable.
+    done: std::sync::mpsc::Receiver<Result<Tree, StoreError>>,
+    thread: std::thread::JoinHandle<()>,
+    batches: std::collections::VecDeque<InFlight>,
+}
+
+impl Committer {
+    /// Starts the thread, which owns `tree` from then on. After a failed commit it commits
+    /// nothing more: a later batch written after a missing one would leave a hole in the log.
+    fn start(store: Arc<Store>, mut tree: Tree) -> Result<Committer, Error> {
+        let (jobs, receive_jobs) =
+            std::sync::mpsc::sync_channel::<(Batch, Arc<StagedBytes>)>(BATCHES_IN_FLIGHT);
+        let (send_done, done) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("chipledger-commit".into())
+            .spawn(move || {
+                let mut failed = false;
+                for (mut batch, staged) in receive_jobs {
+                    let result = if failed {
+                        Err(StoreError::Io(
+                            "not written: an earlier batch's commit failed".into(),
+                        ))
+                    } else {
+                        with_tree(&mut batch, &mut tree, &staged);
+                        // The tree is a few kilobytes: its right edge.
+                        store.commit(&batch).map(|()| tree.clone())
+                    };
+                    failed |= result.is_err();
+                    if send_done.send(result).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|error| {
+                Error::Store(StoreError::Io(format!("cannot start a thread: {error}")))
+            })?;
+        Ok(Committer {
+            jobs,
+            done,
+            thread,
+            batches: std::collections::VecDeque::with_capacity(BATCHES_IN_FLIGHT),
+        })
+    }
 }
 
 fn corrupt(message: String) -> Error {
@@ -331,7 +389,7 @@ impl Ledger {
         let head_size = head.size;
         let last_snapshot = reader.last_snapshot(head.size)?;
         Ok(Ledger {
-            in_flight: None,
+            committer: None,
             commit_wait: std::time::Duration::ZERO,
             last_snapshot,
             positions: reader.positions.clone(),
@@ -382,7 +440,11 @@ impl Ledger {
             return Ok(record);
         }
         let mut committed = self.reader.size();
-        if let Some(in_flight) = &self.in_flight {
+        for in_flight in self
+            .committer
+            .iter()
+            .flat_map(|committer| &committer.batches)
+        {
             if let Some(record) = seq
                 .checked_sub(committed)
                 .and_then(|offset| in_flight.records.get(usize::try_from(offset).ok()?))
@@ -468,8 +530,9 @@ impl Ledger {
         let bundles = self.positions.len();
         // An import's previous batch, still in flight, sizes the buffer.
         let records = self
-            .in_flight
+            .committer
             .as_ref()
+            .and_then(|committer| committer.batches.back())
             .map_or_else(StagedBytes::default, |in_flight| {
                 StagedBytes::like(&in_flight.records)
             });
@@ -808,16 +871,17 @@ impl Ledger {
         Ok(count)
     }
 
-    /// Hands the staged records to a helper thread that makes them durable (the same store
+    /// Hands the staged records to the commit thread, which makes them durable (the same store
     /// transaction, flush and fsync as [`Ledger::commit`]), and returns at once, so that the
-    /// next batch is decided while the disk works. The previous background commit is finished
-    /// first: the log size it made durable is returned, for the caller to acknowledge.
+    /// next batch is decided while the disk works. At most [`BATCHES_IN_FLIGHT`] batches are
+    /// held: with that many, it first waits for the oldest. Returns the log sizes made durable
+    /// since the last call, one per batch, oldest first, for the caller to acknowledge.
     ///
-    /// Nothing is durable, or may be acknowledged, before [`Ledger::finish_background`] (or
-    /// the next call) says so. If a background commit fails, the store is poisoned and this
-    /// ledger must be dropped: its memory holds records the disk may not.
-    pub fn commit_in_background(&mut self) -> Result<Option<u64>, Error> {
-        let durable = self.finish_background()?;
+    /// Nothing is durable, or may be acknowledged, before this call or
+    /// [`Ledger::finish_background`] says so. If a background commit fails, the store is
+    /// poisoned and this ledger must be dropped: its memory holds records the disk may not.
+    pub fn commit_in_background(&mut self) -> Result<Vec<u64>, Error> {
+        let mut durable = self.durable_so_far()?;
         let Some(pending) = self.pending.as_ref() else {
             return Ok(durable);
         };
@@ -825,28 +889,32 @@ impl Ledger {
             self.pending = None;
             return Ok(durable);
         }
-        let mut batch = self.batch();
+        while self
+            .committer
+            .as_ref()
+            .is_some_and(|committer| committer.batches.len() >= BATCHES_IN_FLIGHT)
+        {
+            durable.push(self.finish_oldest()?);
+        }
+        if self.committer.is_none() {
+            // The commit thread adds each batch's records to its tree (their leaf hashes and
+            // the tiles), sets the head's root and commits; the tree comes back with each
+            // batch made durable.
+            let store = Arc::clone(&self.reader.store);
+            self.committer = Some(Committer::start(store, self.tree.clone())?);
+        }
+        let batch = self.batch();
         let pending = self.pending.take().expect("a batch is open");
         let records = Arc::new(pending.records);
-        // The commit thread adds the records to the tree (their leaf hashes and the tiles),
-        // sets the head's root and commits; the tree comes back when the batch is durable.
-        let mut tree = std::mem::take(&mut self.tree);
-        let store = Arc::clone(&self.reader.store);
-        let staged = Arc::clone(&records);
-        let commit = std::thread::Builder::new()
-            .name("chipledger-commit".into())
-            .spawn(move || {
-                with_tree(&mut batch, &mut tree, &staged);
-                store.commit(&batch).map(|()| tree)
-            })
-            .map_err(|error| {
-                Error::Store(StoreError::Io(format!("cannot start a thread: {error}")))
-            })?;
-        self.in_flight = Some(InFlight {
+        let committer = self.committer.as_mut().expect("started above");
+        committer
+            .jobs
+            .send((batch, Arc::clone(&records)))
+            .map_err(|_| Error::Store(StoreError::Io("the commit thread has stopped".into())))?;
+        committer.batches.push_back(InFlight {
             head: self.working.clone(),
             positions: self.positions.clone(),
             records,
-            commit,
         });
         Ok(durable)
     }
@@ -857,18 +925,71 @@ impl Ledger {
         self.commit_wait
     }
 
-    /// Waits for the background commit, if one runs; the log size it made durable.
-    pub fn finish_background(&mut self) -> Result<Option<u64>, Error> {
-        let Some(in_flight) = self.in_flight.take() else {
-            return Ok(None);
-        };
+    /// Waits for every background commit and stops the commit thread; the log sizes made
+    /// durable, one per batch, oldest first.
+    pub fn finish_background(&mut self) -> Result<Vec<u64>, Error> {
+        let mut durable = Vec::new();
+        while self
+            .committer
+            .as_ref()
+            .is_some_and(|committer| !committer.batches.is_empty())
+        {
+            durable.push(self.finish_oldest()?);
+        }
+        if let Some(committer) = self.committer.take() {
+            drop(committer.jobs);
+            committer
+                .thread
+                .join()
+                .map_err(|_| Error::Store(StoreError::Io("the commit thread panicked".into())))?;
+        }
+        Ok(durable)
+    }
+
+    /// The batches made durable so far, without waiting for the others.
+    fn durable_so_far(&mut self) -> Result<Vec<u64>, Error> {
+        let mut durable = Vec::new();
+        while let Some(committer) = &self.committer {
+            let Ok(result) = committer.done.try_recv() else {
+                break;
+            };
+            durable.push(self.complete_oldest(result)?);
+        }
+        Ok(durable)
+    }
+
+    /// Waits for the oldest batch in flight; the log size it made durable.
+    fn finish_oldest(&mut self) -> Result<u64, Error> {
+        let committer = self.committer.as_ref().expect("a batch is in flight");
         let waited = std::time::Instant::now();
-        let result = in_flight
-            .commit
-            .join()
+        let result = committer
+            .done
+            .recv()
             .unwrap_or_else(|_| Err(StoreError::Io("the commit thread panicked".into())));
         self.commit_wait += waited.elapsed();
-        self.tree = result.map_err(Error::Store)?;
+        self.complete_oldest(result)
+    }
+
+    /// Makes the oldest batch in flight committed, given its commit's result.
+    fn complete_oldest(&mut self, result: Result<Tree, StoreError>) -> Result<u64, Error> {
+        let committer = self.committer.as_mut().expect("a batch is in flight");
+        let in_flight = committer
+            .batches
+            .pop_front()
+            .expect("one result per batch handed over");
+        let tree = match result {
+            Ok(tree) => tree,
+            Err(error) => {
+                // The thread commits nothing after a failure; it stops once its channels close.
+                if let Some(committer) = self.committer.take() {
+                    drop(committer.done);
+                    drop(committer.jobs);
+                    let _ = committer.thread.join();
+                }
+                return Err(Error::Store(error));
+            }
+        };
+        self.tree = tree;
         let mut head = in_flight.head;
         assert_eq!(
             self.tree.size(),
@@ -879,10 +1000,15 @@ impl Ledger {
         self.working.root = head.root;
         let size = head.size;
         let first = size - in_flight.records.len() as u64;
+        assert_eq!(
+            first,
+            self.reader.size(),
+            "batches are made durable in order"
+        );
         self.reader.invalidate_from(first / BUNDLE_RECORDS);
         self.reader.head = head;
         self.reader.positions = in_flight.positions;
-        Ok(Some(size))
+        Ok(size)
     }
 
     /// Writes a batch built from the staged records and, on success, makes them committed
@@ -905,6 +1031,10 @@ impl Ledger {
     /// [`Ledger::batch`] with the staged records added to a copy of the tree, which the
     /// batch's tiles and head root come from.
     fn batch_with_tree(&mut self) -> (Batch, Tree) {
+        assert!(
+            self.committer.is_none(),
+            "the tree lacks the records of commits still running"
+        );
         let mut batch = self.batch();
         let mut tree = self.tree.clone();
         let pending = self.pending.as_ref().expect("a batch is open");
@@ -916,13 +1046,10 @@ impl Ledger {
     /// without its root ([`with_tree`] adds both). It takes the staged full bundles: after it,
     /// the batch must be committed or rolled back.
     fn batch(&mut self) -> Batch {
-        assert!(
-            self.in_flight.is_none(),
-            "the tree lacks the records of a commit still running"
-        );
         let pending = self.pending.as_mut().expect("a batch is open");
-        let first = self.reader.size();
+        // The batches still in flight come before it.
         let end = self.working.size;
+        let first = end - pending.records.len() as u64;
         let head = self.working.clone();
         let mut batch = Batch {
             bundles: std::mem::take(&mut pending.full_bundles),
