@@ -21,6 +21,8 @@ use crate::country::{Country, printable};
 use crate::date::Date;
 use crate::name::{Id, Text};
 
+mod flat;
+
 /// The longest line accepted, in bytes, not counting the newline.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// The most chips one event may move: far above any real shipment, and small enough that
@@ -75,7 +77,7 @@ impl fmt::Display for InputError {
 }
 
 /// A JSON value as captured from the object: scalars as they are, anything nested as `Nested`.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 enum Scalar<'a> {
     Str(Cow<'a, str>),
     Unsigned(u64),
@@ -220,10 +222,35 @@ impl Field {
 }
 
 /// The object's fields by position in [`FIELDS`], plus what did not belong.
+#[derive(Debug, PartialEq)]
 struct RawObject<'a> {
     values: [Option<Scalar<'a>>; FIELD_COUNT],
     unknown: Vec<String>,
     repeated: Vec<&'static str>,
+}
+
+impl<'a> RawObject<'a> {
+    fn new() -> RawObject<'a> {
+        RawObject {
+            values: std::array::from_fn(|_| None),
+            unknown: Vec::new(),
+            repeated: Vec::new(),
+        }
+    }
+
+    /// Takes a field's value; a field given twice is noted (and the last value kept).
+    fn field(&mut self, field: Field, value: Scalar<'a>) {
+        if self.values[field as usize].replace(value).is_some() {
+            self.repeated.push(field.name());
+        }
+    }
+
+    /// Notes a key that no event has (the first eight, for the message).
+    fn unknown_key(&mut self, key: &str) {
+        if self.unknown.len() < 8 {
+            self.unknown.push(printable(key));
+        }
+    }
 }
 
 impl<'de> de::Deserialize<'de> for RawObject<'de> {
@@ -235,24 +262,13 @@ impl<'de> de::Deserialize<'de> for RawObject<'de> {
                 f.write_str("a JSON object (one event)")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut object = RawObject {
-                    values: std::array::from_fn(|_| None),
-                    unknown: Vec::new(),
-                    repeated: Vec::new(),
-                };
+                let mut object = RawObject::new();
                 while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                     match field_index(&key) {
-                        Some(field) => {
-                            let value = map.next_value::<Scalar<'de>>()?;
-                            if object.values[field as usize].replace(value).is_some() {
-                                object.repeated.push(field.name());
-                            }
-                        }
+                        Some(field) => object.field(field, map.next_value::<Scalar<'de>>()?),
                         None => {
                             map.next_value::<IgnoredAny>()?;
-                            if object.unknown.len() < 8 {
-                                object.unknown.push(printable(&key));
-                            }
+                            object.unknown_key(&key);
                         }
                     }
                 }
@@ -330,11 +346,19 @@ pub fn field_names_of(event_type: &str) -> (Vec<&'static str>, Vec<&'static str>
 
 /// Parses one JSON object into a submission.
 pub fn parse_event(json: &str) -> Result<Submission, InputError> {
-    let mut deserializer = serde_json::Deserializer::from_str(json);
-    let object = de::Deserialize::deserialize(&mut deserializer)
-        .and_then(|object: RawObject| deserializer.end().map(|()| object))
-        .map_err(|error| InputError::whole(describe_json_error(&error)))?;
+    let object = match flat::scan(json) {
+        Some(object) => object,
+        None => parse_object(json)?,
+    };
     Fields { object }.into_submission()
+}
+
+/// Reads one JSON object with serde_json: any line [`flat::scan`] leaves, and every error.
+fn parse_object(json: &str) -> Result<RawObject<'_>, InputError> {
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    de::Deserialize::deserialize(&mut deserializer)
+        .and_then(|object: RawObject| deserializer.end().map(|()| object))
+        .map_err(|error| InputError::whole(describe_json_error(&error)))
 }
 
 fn describe_json_error(error: &serde_json::Error) -> String {
