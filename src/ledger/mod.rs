@@ -100,8 +100,6 @@ struct Pending {
     /// whoever staged it, while it is fresh, instead of ten thousand at a time after the commit
     /// (8% of an import's time on this thread, most of it glibc merging the freed chunks).
     records: StagedBytes,
-    last_bundle_before: Vec<u8>,
-    full_bundles: Vec<(u64, Vec<u8>)>,
     positions_before: (usize, Option<Position>),
     late: Vec<(u64, Date, Vec<u8>)>,
     snapshots: Vec<(u64, Vec<u8>)>,
@@ -127,7 +125,10 @@ pub struct Ledger {
     /// commit, as staged records join the tree only when committed.
     working: Head,
     positions: Vec<Position>,
-    /// The encoded entries of the last, partial bundle.
+    /// The encoded entries of the last, partial bundle of the records before the open batch
+    /// (committed, or handed to the commit thread). A batch's bundles are built from its staged
+    /// records when it is committed, on the commit thread for an import, the first of them
+    /// completing this one.
     last_bundle: Vec<u8>,
     pending: Option<Pending>,
     /// The most recent records, as bytes and back-links, staged ones included.
@@ -160,10 +161,20 @@ struct InFlight {
     records: Arc<StagedBytes>,
 }
 
+/// A batch handed to the commit thread: the store batch but for its bundles and tiles, which
+/// the thread builds from the records (their bundles, the first completing `prefix`, the
+/// entries before the batch in its first bundle; their leaf hashes).
+struct Job {
+    batch: Batch,
+    first: u64,
+    prefix: Vec<u8>,
+    records: Arc<StagedBytes>,
+}
+
 /// The thread that commits the batches handed to it, one after the other in the order given,
 /// and the batches it holds, oldest first.
 struct Committer {
-    jobs: std::sync::mpsc::SyncSender<(Batch, Arc<StagedBytes>)>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
     /// One result per batch, in order: the tree with the batch's records once they are
     /// durable.
     done: std::sync::mpsc::Receiver<Result<Tree, StoreError>>,
@@ -175,20 +186,26 @@ impl Committer {
     /// Starts the thread, which owns `tree` from then on. After a failed commit it commits
     /// nothing more: a later batch written after a missing one would leave a hole in the log.
     fn start(store: Arc<Store>, mut tree: Tree) -> Result<Committer, Error> {
-        let (jobs, receive_jobs) =
-            std::sync::mpsc::sync_channel::<(Batch, Arc<StagedBytes>)>(BATCHES_IN_FLIGHT);
+        let (jobs, receive_jobs) = std::sync::mpsc::sync_channel::<Job>(BATCHES_IN_FLIGHT);
         let (send_done, done) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("chipledger-commit".into())
             .spawn(move || {
                 let mut failed = false;
-                for (mut batch, staged) in receive_jobs {
+                for job in receive_jobs {
+                    let Job {
+                        mut batch,
+                        first,
+                        prefix,
+                        records,
+                    } = job;
                     let result = if failed {
                         Err(StoreError::Io(
                             "not written: an earlier batch's commit failed".into(),
                         ))
                     } else {
-                        with_tree(&mut batch, &mut tree, &staged);
+                        batch.bundles = records.bundles(first, &prefix);
+                        with_tree(&mut batch, &mut tree, &records);
                         // The tree is a few kilobytes: its right edge.
                         store.commit(&batch).map(|()| tree.clone())
                     };
@@ -538,8 +555,6 @@ impl Ledger {
             });
         self.pending = Some(Pending {
             records,
-            last_bundle_before: self.last_bundle.clone(),
-            full_bundles: Vec::new(),
             positions_before: (bundles, self.positions.last().copied()),
             late: Vec::new(),
             snapshots: Vec::new(),
@@ -782,15 +797,6 @@ impl Ledger {
         };
         let seq = record.seq;
         self.ids.push(id_hash);
-        codec::push_entry(&mut self.last_bundle, bytes);
-        if (seq + 1) % BUNDLE_RECORDS == 0 {
-            // The next bundle starts at this one's size rather than growing to it.
-            let next = Vec::with_capacity(self.last_bundle.len());
-            pending.full_bundles.push((
-                seq / BUNDLE_RECORDS,
-                std::mem::replace(&mut self.last_bundle, next),
-            ));
-        }
         let late = key.date < self.working.max_date;
         if late {
             pending.late.push((seq, key.date, bytes.to_vec()));
@@ -842,7 +848,6 @@ impl Ledger {
             self.links
                 .unlink_subjects(&record.subjects(), &record.links);
         }
-        self.last_bundle = pending.last_bundle_before;
         let (bundles, last) = pending.positions_before;
         self.positions.truncate(bundles);
         if let (Some(last), Some(slot)) = (last, self.positions.last_mut()) {
@@ -905,11 +910,19 @@ impl Ledger {
         }
         let batch = self.batch();
         let pending = self.pending.take().expect("a batch is open");
+        let first = self.working.size - pending.records.len() as u64;
+        let tail = pending.records.tail_bundle(first, &self.last_bundle);
+        let prefix = std::mem::replace(&mut self.last_bundle, tail);
         let records = Arc::new(pending.records);
         let committer = self.committer.as_mut().expect("started above");
         committer
             .jobs
-            .send((batch, Arc::clone(&records)))
+            .send(Job {
+                batch,
+                first,
+                prefix,
+                records: Arc::clone(&records),
+            })
             .map_err(|_| Error::Store(StoreError::Io("the commit thread has stopped".into())))?;
         committer.batches.push_back(InFlight {
             head: self.working.clone(),
@@ -1022,6 +1035,7 @@ impl Ledger {
         self.tree = tree;
         let pending = self.pending.take().expect("a batch is open");
         let first = self.working.size - pending.records.len() as u64;
+        self.last_bundle = pending.records.tail_bundle(first, &self.last_bundle);
         self.reader.invalidate_from(first / BUNDLE_RECORDS);
         self.reader.head = self.working.clone();
         self.reader.positions.clone_from(&self.positions);
@@ -1038,29 +1052,24 @@ impl Ledger {
         let mut batch = self.batch();
         let mut tree = self.tree.clone();
         let pending = self.pending.as_ref().expect("a batch is open");
+        let first = self.working.size - pending.records.len() as u64;
+        batch.bundles = pending.records.bundles(first, &self.last_bundle);
         with_tree(&mut batch, &mut tree, &pending.records);
         (batch, tree)
     }
 
-    /// The store batch of the staged records but for the Merkle tree: no tiles, and a head
-    /// without its root ([`with_tree`] adds both). It takes the staged full bundles: after it,
-    /// the batch must be committed or rolled back.
-    fn batch(&mut self) -> Batch {
-        let pending = self.pending.as_mut().expect("a batch is open");
+    /// The store batch of the staged records but for their bundles ([`StagedBytes::bundles`]) and the
+    /// Merkle tree: no tiles, and a head without its root ([`with_tree`] adds both).
+    fn batch(&self) -> Batch {
+        let pending = self.pending.as_ref().expect("a batch is open");
         // The batches still in flight come before it.
         let end = self.working.size;
         let first = end - pending.records.len() as u64;
         let head = self.working.clone();
         let mut batch = Batch {
-            bundles: std::mem::take(&mut pending.full_bundles),
             head: Some(head),
             ..Batch::default()
         };
-        if !self.last_bundle.is_empty() {
-            batch
-                .bundles
-                .push(((end - 1) / BUNDLE_RECORDS, self.last_bundle.clone()));
-        }
         for chunk in first / ID_CHUNK..=(end - 1) / ID_CHUNK {
             batch
                 .derived_puts

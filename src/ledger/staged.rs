@@ -6,7 +6,7 @@
 //! (tools/bench/PROFILE.md, goal 1). Here a batch's records share one buffer, sized from the
 //! batch before.
 
-use crate::codec::{self, CodecError, Record};
+use crate::codec::{self, BUNDLE_RECORDS, CodecError, Record};
 
 #[derive(Default)]
 pub(crate) struct StagedBytes {
@@ -53,6 +53,52 @@ impl StagedBytes {
         self.ends.push(self.bytes.len());
         Ok(&self.bytes[start..])
     }
+
+    /// The entry bundles that hold the records, staged from log position `first` on: the first
+    /// one completes `prefix`, the entries of its records before `first`, and the last may be
+    /// partial.
+    pub(crate) fn bundles(&self, first: u64, prefix: &[u8]) -> Vec<(u64, Vec<u8>)> {
+        assert_eq!(
+            codec::BundleEntries::new(prefix).count() as u64,
+            first % BUNDLE_RECORDS,
+            "the prefix holds the bundle's records before the batch"
+        );
+        // Each bundle starts at about a full one's size rather than growing to it.
+        let average_entry = self.bytes.len() / self.len().max(1) + 2;
+        let capacity = average_entry * (BUNDLE_RECORDS as usize + 1);
+        let mut bundles = Vec::with_capacity(self.len() / BUNDLE_RECORDS as usize + 2);
+        let mut bundle = Vec::with_capacity(capacity);
+        bundle.extend_from_slice(prefix);
+        for (offset, bytes) in self.iter().enumerate() {
+            codec::push_entry(&mut bundle, bytes);
+            let seq = first + offset as u64;
+            if (seq + 1) % BUNDLE_RECORDS == 0 {
+                let full = std::mem::replace(&mut bundle, Vec::with_capacity(capacity));
+                bundles.push((seq / BUNDLE_RECORDS, full));
+            }
+        }
+        if !bundle.is_empty() {
+            let end = first + self.len() as u64;
+            bundles.push(((end - 1) / BUNDLE_RECORDS, bundle));
+        }
+        bundles
+    }
+
+    /// The last, partial bundle once the records (staged from `first` on, after `prefix`, as
+    /// in [`StagedBytes::bundles`]) are in the log: empty when they end on a bundle boundary.
+    pub(crate) fn tail_bundle(&self, first: u64, prefix: &[u8]) -> Vec<u8> {
+        let end = first + self.len() as u64;
+        let tail_start = end - end % BUNDLE_RECORDS;
+        let mut bundle = Vec::new();
+        if tail_start <= first {
+            bundle.extend_from_slice(prefix);
+        }
+        let skip = usize::try_from(tail_start.saturating_sub(first)).expect("in memory");
+        for bytes in self.iter().skip(skip) {
+            codec::push_entry(&mut bundle, bytes);
+        }
+        bundle
+    }
 }
 
 #[cfg(test)]
@@ -80,6 +126,56 @@ mod tests {
                 }),
             },
             outcome: Outcome::None,
+        }
+    }
+
+    /// Bundles built from staged records are the log's bundles: for batches starting anywhere
+    /// in a bundle and spanning none, one or several boundaries, the prefix's entries and then
+    /// every record in order, 256 to a bundle, numbered by position; the tail is the last
+    /// partial bundle, or nothing on a boundary.
+    #[test]
+    fn bundles_frame_the_records_256_to_a_bundle_after_the_prefix() {
+        let bundle_records = BUNDLE_RECORDS as usize;
+        let records: Vec<Record> = (0..700).map(|seq| entity(seq % 5, "acme")).collect();
+        let encoded: Vec<Vec<u8>> = records
+            .iter()
+            .map(|record| codec::encode_record(record).unwrap())
+            .collect();
+        for first in [0, 1, 255, 256, 300] {
+            for count in [1, 2, 255, 256, 257, 400] {
+                let mut staged = StagedBytes::default();
+                for record in &records[first..first + count] {
+                    staged.push(record, 1).unwrap();
+                }
+                let bundle_start = first - first % bundle_records;
+                let mut prefix = Vec::new();
+                for bytes in &encoded[bundle_start..first] {
+                    codec::push_entry(&mut prefix, bytes);
+                }
+                let end = first + count;
+                let expected: Vec<(u64, Vec<u8>)> = (bundle_start..end)
+                    .step_by(bundle_records)
+                    .map(|start| {
+                        let mut bundle = Vec::new();
+                        for bytes in &encoded[start..(start + bundle_records).min(end)] {
+                            codec::push_entry(&mut bundle, bytes);
+                        }
+                        ((start / bundle_records) as u64, bundle)
+                    })
+                    .collect();
+                let bundles = staged.bundles(first as u64, &prefix);
+                assert_eq!(bundles, expected, "first {first}, count {count}");
+                let tail = staged.tail_bundle(first as u64, &prefix);
+                if end % bundle_records == 0 {
+                    assert!(tail.is_empty(), "first {first}, count {count}");
+                } else {
+                    assert_eq!(
+                        tail,
+                        expected.last().unwrap().1,
+                        "first {first}, count {count}"
+                    );
+                }
+            }
         }
     }
 
