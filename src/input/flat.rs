@@ -2,8 +2,8 @@
 //!
 //! Nearly every line of an import is an object of string keys whose values are strings without
 //! escapes and small whole numbers. serde_json reads such a line in about 5,700 instructions
-//! (callgrind), two thirds of the parse; this reads it in a fraction of that, into the same
-//! [`RawObject`]. It accepts only a strict subset of JSON, for which serde_json gives the same
+//! (callgrind), two thirds of the parse; this reads it in about half that, into the same
+//! [`RawObject`] (tools/bench/PROFILE.md, goal 1). It accepts only a strict subset of JSON, for which serde_json gives the same
 //! values, and gives up on anything else (escapes, control characters, signs, fractions,
 //! exponents, leading zeros, numbers past `u64`, nested values, malformed text): the caller
 //! then parses the line with serde_json, so every error message and every unusual value is

@@ -143,12 +143,12 @@ pub struct Ledger {
     recording_days: RecordingDays,
 }
 
-/// Batches an import may have handed to the commit thread and not yet seen durable. One
-/// batch in flight left the deciding thread waiting for about a tenth of the import: a commit
-/// now and then takes longer than deciding the next batch (sled writing a blob, consolidating
-/// a node, an fsync waiting for the disk), and a second batch absorbs those. Each batch held
-/// costs its records' bytes twice (staged, and in the store batch): about 6 MB at 10,000
-/// events.
+/// Batches an import may have handed to the commit thread and not yet seen durable. With one,
+/// the deciding thread waited for about a tenth of a 1M import: a commit takes 29 ms on
+/// average against about 37 ms to decide the next batch, but now and then longer (up to 67 ms
+/// in one traced import), and a second batch absorbs those (tools/bench/PROFILE.md, goal 1).
+/// Each batch held costs its records' bytes, about 2 MB at 10,000 events, and their bundles
+/// while it is being committed.
 const BATCHES_IN_FLIGHT: usize = 2;
 
 /// A batch whose store commit runs on the commit thread.
