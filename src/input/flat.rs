@@ -3,11 +3,11 @@
 //! Nearly every line of an import is an object of string keys whose values are strings without
 //! escapes and small whole numbers. serde_json reads such a line in about 5,700 instructions
 //! (callgrind), two thirds of the parse; this reads it in about half that, into the same
-//! [`RawObject`] (tools/bench/PROFILE.md, goal 1). It accepts only a strict subset of JSON, for which serde_json gives the same
-//! values, and gives up on anything else (escapes, control characters, signs, fractions,
-//! exponents, leading zeros, numbers past `u64`, nested values, malformed text): the caller
-//! then parses the line with serde_json, so every error message and every unusual value is
-//! serde_json's, as before.
+//! [`RawObject`] (tools/bench/PROFILE.md, goal 1). It accepts only a strict subset of JSON, for
+//! which serde_json gives the same values, and gives up on anything else (escapes, control
+//! characters, signs, fractions, exponents, leading zeros, numbers past `u64`, nested values,
+//! malformed text): the caller then parses the line with serde_json, so every error message and
+//! every unusual value is serde_json's, as before.
 
 use std::borrow::Cow;
 
@@ -272,7 +272,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn special_byte_agrees_with_a_byte_by_byte_search(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        fn special_byte_agrees_with_a_byte_by_byte_search(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
             let naive = bytes.iter().position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20);
             prop_assert_eq!(special_byte(&bytes), naive);
         }
@@ -341,10 +343,15 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(2048))]
         #[test]
         fn any_line_it_reads_serde_json_reads_the_same(
-            members in proptest::collection::vec((0..KEYS.len(), 0..VALUES.len(), 0..GAPS.len(), 0..GAPS.len()), 0..6),
+            members in proptest::collection::vec(
+                (0..KEYS.len(), 0..VALUES.len(), 0..GAPS.len(), 0..GAPS.len()),
+                0..6,
+            ),
             separator in prop_oneof![Just(","), Just(", "), Just(""), Just(",,")],
             open in 0..GAPS.len(),
-            close in prop_oneof![Just("}"), Just(" }"), Just("} "), Just(""), Just("},"), Just("}}")],
+            close in prop_oneof![
+                Just("}"), Just(" }"), Just("} "), Just(""), Just("},"), Just("}}"),
+            ],
         ) {
             let body: Vec<String> = members
                 .iter()

@@ -1058,8 +1058,8 @@ impl Ledger {
         (batch, tree)
     }
 
-    /// The store batch of the staged records but for their bundles ([`StagedBytes::bundles`]) and the
-    /// Merkle tree: no tiles, and a head without its root ([`with_tree`] adds both).
+    /// The store batch of the staged records but for their bundles ([`StagedBytes::bundles`])
+    /// and the Merkle tree: no tiles, and a head without its root ([`with_tree`] adds both).
     fn batch(&self) -> Batch {
         let pending = self.pending.as_ref().expect("a batch is open");
         // The batches still in flight come before it.
