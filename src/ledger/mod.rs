@@ -902,9 +902,9 @@ impl Ledger {
             durable.push(self.finish_oldest()?);
         }
         if self.committer.is_none() {
-            // The commit thread adds each batch's records to its tree (their leaf hashes and
-            // the tiles), sets the head's root and commits; the tree comes back with each
-            // batch made durable.
+            // The commit thread builds each batch's bundles, adds its records to its tree
+            // (their leaf hashes and the tiles), sets the head's root and commits; the tree
+            // comes back with each batch made durable.
             let store = Arc::clone(&self.reader.store);
             self.committer = Some(Committer::start(store, self.tree.clone())?);
         }
