@@ -122,19 +122,38 @@ impl fmt::Display for Refusal {
 
 /// Formats a whole number with thousands separators: 790000000 → "790,000,000".
 pub fn grouped(value: u128) -> String {
-    // Amounts are u64 but for products; formatting a u128 divides in 128 bits.
-    let digits = match u64::try_from(value) {
-        Ok(small) => small.to_string(),
-        Err(_) => value.to_string(),
-    };
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.bytes().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            out.push(',');
+    // Written from the last digit back into a buffer on the stack, so the text is allocated
+    // once: a state's table formats thousands of numbers. Amounts are u64 but for products;
+    // while the rest fits in u64, u64 arithmetic makes its digits (128-bit division is a call).
+    const LONGEST: usize = 39 + 12; // u128::MAX has 39 digits, so 12 separators.
+    let mut buffer = [0u8; LONGEST];
+    let mut start = LONGEST;
+    let mut written_digits = 0usize;
+    let mut push_digit = |digit: u8| {
+        if written_digits > 0 && written_digits % 3 == 0 {
+            start -= 1;
+            buffer[start] = b',';
         }
-        out.push(char::from(digit));
+        start -= 1;
+        buffer[start] = b'0' + digit;
+        written_digits += 1;
+    };
+    let mut wide = value;
+    while wide > u128::from(u64::MAX) {
+        push_digit((wide % 10) as u8);
+        wide /= 10;
     }
-    out
+    let mut rest = u64::try_from(wide).expect("the loop leaves a value that fits in u64");
+    loop {
+        push_digit((rest % 10) as u8);
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buffer[start..])
+        .expect("digits and commas are ASCII")
+        .to_string()
 }
 
 /// H100 equivalents of a TPP amount, rounded to the nearest whole H100 (display only).
@@ -175,6 +194,35 @@ mod tests {
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1000), "1,000");
         assert_eq!(grouped(791_550_000), "791,550,000");
+        assert_eq!(grouped(u128::from(u64::MAX)), "18,446,744,073,709,551,615");
+        assert_eq!(
+            grouped(u128::from(u64::MAX) + 1),
+            "18,446,744,073,709,551,616"
+        );
+        assert_eq!(
+            grouped(u128::MAX),
+            "340,282,366,920,938,463,463,374,607,431,768,211,455"
+        );
+        // Every length and every place of the separators, against the plain digits.
+        for value in [
+            1u128,
+            12,
+            123,
+            1_234,
+            100_000,
+            9_999_999,
+            10_000_000_000_000_000_000,
+        ] {
+            for scale in [1u128, 7, 1_000_003] {
+                let value = value * scale;
+                let plain: String = grouped(value).chars().filter(|c| *c != ',').collect();
+                assert_eq!(plain, value.to_string());
+                let text = grouped(value);
+                let groups: Vec<&str> = text.split(',').collect();
+                assert!((1..=3).contains(&groups[0].len()), "{text}");
+                assert!(groups[1..].iter().all(|group| group.len() == 3), "{text}");
+            }
+        }
         assert_eq!(h100_equivalents(1_550_000, 15_831), 98);
         assert_eq!(h100_equivalents(26_900_000, 15_831), 1_699);
         assert_eq!(h100_equivalents(15_831, 15_831), 1);
