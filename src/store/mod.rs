@@ -493,8 +493,8 @@ impl Store {
     /// rest of the active segment and fsyncs the file, then zeroes every free segment (4 MiB
     /// each; 21 to 24 of them on the benchmark's 10,000,000-record ledger) and leaves them
     /// dirty. Without this, the *next* open's fsync waits for their writeback: 40 to 80 ms on
-    /// that ledger, by `strace -T`, one process after another (PROFILE.md, goal 4). Started
-    /// here, the writeback runs while this process works. Only a hint to the kernel:
+    /// that ledger, by `strace -T`, one query after another (tools/bench/PROFILE.md, goal 4).
+    /// Started here, the writeback runs while this process works. Only a hint to the kernel:
     /// durability never rests on it, so its result is ignored.
     fn start_writeback_of_open(&self) {
         #[cfg(target_os = "linux")]
