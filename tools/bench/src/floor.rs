@@ -1,7 +1,7 @@
 //! The two programs chipledger is measured against, as library functions so that they can be
 //! tested: what a user would build instead ([`sqlite_baseline`]), and the raw storage floor of
-//! the store chipledger is built on ([`sled_floor`]); plus the cost of one fsync
-//! ([`fsync_probe`]).
+//! the store chipledger is built on ([`sled_floor`]) and the same bundles in a plain file
+//! ([`file_floor`]); plus the cost of one fsync ([`fsync_probe`]).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -156,6 +156,40 @@ pub fn unframe(mut bundle: &[u8]) -> Option<Vec<&[u8]>> {
     Some(lines)
 }
 
+/// Frames the input's lines into bundles of [`BUNDLE_LINES`] and, every [`BATCH_LINES`] lines
+/// and after the last, calls `commit` with the bundles filled since the last call (which it
+/// must take) and the partial bundle, which the next call sees again, longer. Returns the
+/// number of lines.
+fn commit_bundles(
+    input: &Path,
+    mut commit: impl FnMut(&mut Vec<Vec<u8>>, &[u8]) -> Result<(), BoxError>,
+) -> Result<u64, BoxError> {
+    let mut full: Vec<Vec<u8>> = Vec::new();
+    let mut bundle: Vec<u8> = Vec::with_capacity(64 << 10);
+    let mut in_bundle = 0usize;
+    let mut in_batch = 0usize;
+    let mut events: u64 = 0;
+    for_each_line(input, |line| {
+        push_framed(&mut bundle, line.as_bytes());
+        events += 1;
+        in_bundle += 1;
+        if in_bundle == BUNDLE_LINES {
+            full.push(std::mem::take(&mut bundle));
+            in_bundle = 0;
+        }
+        in_batch += 1;
+        if in_batch == BATCH_LINES {
+            commit(&mut full, &bundle)?;
+            in_batch = 0;
+        }
+        Ok(())
+    })?;
+    if in_batch > 0 {
+        commit(&mut full, &bundle)?;
+    }
+    Ok(events)
+}
+
 /// The raw sled floor: the NDJSON lines stored in sled 0.34 with 256 lines per value (key: the
 /// bundle index, u64 big-endian; value: the lines framed by [`push_framed`]), 10,000 lines per
 /// transaction, each followed by `flush()` and an fsync of sled's `db` file, the same
@@ -172,58 +206,73 @@ pub fn sled_floor(input: &Path, dir: &Path) -> Result<Run, BoxError> {
         .cache_capacity(64 << 20)
         .open()?;
     let data_file = dir.join("db");
-    let mut full: Vec<(u64, Vec<u8>)> = Vec::new();
-    let mut bundle: Vec<u8> = Vec::with_capacity(64 << 10);
-    let mut bundle_index: u64 = 0;
-    let mut in_bundle = 0usize;
-    let mut in_batch = 0usize;
-    let mut events: u64 = 0;
-    let commit = |full: &mut Vec<(u64, Vec<u8>)>,
-                  bundle: &[u8],
-                  bundle_index: u64|
-     -> Result<(), BoxError> {
+    // The index of the first bundle not yet written whole.
+    let mut next_index: u64 = 0;
+    let events = commit_bundles(input, |full, partial| {
         db.transaction(|tx| {
-            for (index, value) in full.iter() {
-                tx.insert(&index.to_be_bytes(), value.as_slice())?;
+            for (offset, value) in full.iter().enumerate() {
+                tx.insert(
+                    &(next_index + offset as u64).to_be_bytes(),
+                    value.as_slice(),
+                )?;
             }
-            if !bundle.is_empty() {
-                tx.insert(&bundle_index.to_be_bytes(), bundle)?;
+            if !partial.is_empty() {
+                let index = next_index + full.len() as u64;
+                tx.insert(&index.to_be_bytes(), partial)?;
             }
             Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
         })
         .map_err(|error| format!("sled transaction: {error:?}"))?;
+        next_index += full.len() as u64;
         full.clear();
         db.flush()?;
         File::open(&data_file)
             .and_then(|file| file.sync_all())
             .map_err(|error| format!("fsync {}: {error}", data_file.display()))?;
         Ok(())
-    };
-    for_each_line(input, |line| {
-        push_framed(&mut bundle, line.as_bytes());
-        events += 1;
-        in_bundle += 1;
-        if in_bundle == BUNDLE_LINES {
-            full.push((bundle_index, std::mem::take(&mut bundle)));
-            bundle_index += 1;
-            in_bundle = 0;
-        }
-        in_batch += 1;
-        if in_batch == BATCH_LINES {
-            commit(&mut full, &bundle, bundle_index)?;
-            in_batch = 0;
-        }
-        Ok(())
     })?;
-    if in_batch > 0 {
-        commit(&mut full, &bundle, bundle_index)?;
-    }
     drop(db);
     let seconds = started.elapsed().as_secs_f64();
     Ok(Run {
         events,
         seconds,
         db_bytes: crate::disk_bytes(dir),
+    })
+}
+
+/// The same bundles as [`sled_floor`] without sled: appended to a plain file, the partial last
+/// bundle written at its place and overwritten by the next transaction, each transaction of
+/// 10,000 lines one write and an fdatasync. What storing the records costs when each is written
+/// once; the gap to [`sled_floor`] is what sled's log and tree add. `path` must not exist yet.
+pub fn file_floor(input: &Path, path: &Path) -> Result<Run, BoxError> {
+    use std::os::unix::fs::FileExt;
+    let started = Instant::now();
+    let file = OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .open(path)
+        .map_err(|error| format!("{}: {error}", path.display()))?;
+    // Where the partial bundle starts: every full bundle before it is written for good.
+    let mut settled_bytes: u64 = 0;
+    let mut write: Vec<u8> = Vec::new();
+    let events = commit_bundles(input, |full, partial| {
+        write.clear();
+        for bundle in full.drain(..) {
+            write.extend_from_slice(&bundle);
+        }
+        let full_bytes = write.len() as u64;
+        write.extend_from_slice(partial);
+        file.write_all_at(&write, settled_bytes)?;
+        file.sync_data()
+            .map_err(|error| format!("fdatasync {}: {error}", path.display()))?;
+        settled_bytes += full_bytes;
+        Ok(())
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Run {
+        events,
+        seconds,
+        db_bytes: crate::disk_bytes(path),
     })
 }
 
@@ -354,6 +403,25 @@ mod tests {
         assert!(lines[1].starts_with(b"{\"type\":\"void\""));
         let last = db.get((46u64).to_be_bytes()).unwrap().unwrap();
         assert_eq!(unframe(&last).unwrap().len(), 12_000 - 46 * BUNDLE_LINES);
+    }
+
+    #[test]
+    fn file_floor_writes_every_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = input(dir.path(), 6_000);
+        let path = dir.path().join("floor.bin");
+        let run = file_floor(&input, &path).unwrap();
+        assert_eq!(run.events, 12_000);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(run.db_bytes, bytes.len() as u64);
+        let lines = unframe(&bytes).unwrap();
+        assert_eq!(lines.len(), 12_000);
+        assert!(lines[0].starts_with(b"{\"type\":\"entity\",\"id\":\"e-0\""));
+        assert!(lines[11_999].starts_with(b"{\"type\":\"void\",\"id\":\"x-5999\""));
+        assert!(
+            file_floor(&input, &path).is_err(),
+            "refuses an existing file"
+        );
     }
 
     #[test]

@@ -236,6 +236,10 @@ impl SizeFigures {
 pub struct Once {
     pub floor_events: u64,
     pub floor_seconds: Vec<f64>,
+    pub floor_cpu_seconds: Vec<f64>,
+    /// The same bundles in a plain file (`sled-floor --file`).
+    pub file_floor_seconds: Vec<f64>,
+    pub file_floor_cpu_seconds: Vec<f64>,
     pub fsync_median_us: f64,
     pub fsync_p90_us: f64,
     pub append_median_us: f64,
@@ -433,7 +437,7 @@ fn measure_size(plan: &Plan, events: u64) -> Result<(SizeFigures, PathBuf), BoxE
 /// The figures measured on one ledger: proofs, durable appends and the fsync floor.
 fn measure_once(plan: &Plan, ledger: &Path, workload: &Path) -> Result<Once, BoxError> {
     let mut once = Once::default();
-    note("sled floor (256 records per value)");
+    note("sled floor (256 records per value) and the same bundles in a plain file");
     for _ in 0..plan.runs {
         let dir = plan.work.join("sled-floor");
         remove(&dir)?;
@@ -444,7 +448,26 @@ fn measure_once(plan: &Plan, ledger: &Path, workload: &Path) -> Result<Once, Box
             .arg(&dir))?;
         once.floor_events = number(&json(&child.stdout)?, "events")? as u64;
         once.floor_seconds.push(child.seconds);
+        once.floor_cpu_seconds.push(child.cpu_seconds);
         remove(&dir)?;
+        let file = plan.work.join("file-floor");
+        remove(&file)?;
+        let child = run(Command::new(plan.binaries.join("sled-floor"))
+            .arg("--input")
+            .arg(workload)
+            .arg("--file")
+            .arg(&file))?;
+        let events = number(&json(&child.stdout)?, "events")? as u64;
+        if events != once.floor_events {
+            return Err(format!(
+                "the file floor stored {events} lines, the sled floor {}",
+                once.floor_events
+            )
+            .into());
+        }
+        once.file_floor_seconds.push(child.seconds);
+        once.file_floor_cpu_seconds.push(child.cpu_seconds);
+        remove(&file)?;
     }
     note("inclusion proofs");
     let child = run(Command::new(plan.binaries.join("benchmark"))
@@ -931,12 +954,18 @@ pub fn render(
         );
     }
     let floor_rate = once.floor_events as f64 / median(&once.floor_seconds);
+    let file_floor_rate = once.floor_events as f64 / median(&once.file_floor_seconds);
     let _ = writeln!(
         out,
-        "- The storage floor, raw sled with 256 records per value, 10,000 per durable transaction, on the {label} file: {} records/s (runs {}). chipledger's import is {:.2}× it: the rest is parsing, the rules, encoding and hashing.",
+        "- The storage floor, raw sled with 256 records per value, 10,000 per durable transaction, on the {label} file: {} records/s (runs {}; CPU {}). chipledger's import is {:.2}× it: the rest is parsing, the rules, encoding and hashing. The same bundles appended to a plain file, each 10,000 lines one write and an fdatasync (`sled-floor --file`): {} records/s (runs {}; CPU {}), {:.2}× sled's rate.",
         thousands(floor_rate as u64),
         list_seconds(&once.floor_seconds),
+        list_seconds(&once.floor_cpu_seconds),
         import_rate / floor_rate,
+        thousands(file_floor_rate as u64),
+        list_seconds(&once.file_floor_seconds),
+        list_seconds(&once.file_floor_cpu_seconds),
+        file_floor_rate / floor_rate,
     );
     let _ = writeln!(
         out,
