@@ -1,5 +1,5 @@
-//! Tamper drills on the store itself: a flipped byte in a stored record, swapped or missing
-//! bundles, a stale tile, a rolled-back head, damaged indexes and snapshots. `verify` names what
+//! Tamper drills on the store itself: a flipped byte in a stored record or in the records file,
+//! swapped or missing bundles, a truncated records file, a stale tile, a rolled-back head, damaged indexes and snapshots. `verify` names what
 //! and where (exit 1); damage sled itself reports maps to exit 3 with advice.
 
 mod common;
@@ -207,13 +207,72 @@ fn damaged_indexes_and_snapshots_are_named() {
     }
 }
 
+/// A ledger whose bundles lie in the records file: one import batch too large for the
+/// journal (2,000 events), flushed into sled, its bundles into `store/records`.
+fn flushed() -> TestLedger {
+    let ledger = TestLedger::new();
+    let mut lines = vec![r#"{"type":"entity","id":"E-a","effective":"2025-01-13","entity":"a","name":"A","hq":"FR"}"#.to_string()];
+    for index in 0..2_000 {
+        lines.push(format!(
+            r#"{{"type":"inventory","id":"I-{index}","effective":"2025-02-01","entity":"a","chip":"A100","quantity":1,"country":"FR"}}"#
+        ));
+    }
+    let file = ledger.path("input.ndjson");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    ledger
+        .run(&["import", file.to_str().unwrap()], None)
+        .expect(0);
+    let records = std::fs::metadata(ledger.dir.join("store").join("records")).unwrap();
+    assert!(
+        records.len() > 300_000,
+        "the bundles are in the records file"
+    );
+    ledger
+}
+
+#[test]
+fn a_flipped_byte_in_the_records_file_is_named() {
+    let ledger = flushed();
+    let path = ledger.dir.join("store").join("records");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x04;
+    std::fs::write(&path, &bytes).unwrap();
+    let run = ledger.run(&["verify"], None).expect(1);
+    assert!(run.stderr.contains("record "), "{}", run.stderr);
+}
+
+#[test]
+fn a_truncated_records_file_is_corruption_with_advice() {
+    let ledger = flushed();
+    let path = ledger.dir.join("store").join("records");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let length = file.metadata().unwrap().len();
+    file.set_len(length / 2).unwrap();
+    drop(file);
+    for args in [&["verify"][..], &["log"][..]] {
+        let run = ledger.run(args, None).expect(3);
+        assert!(
+            run.stderr.contains("the ledger store is corrupt")
+                && run.stderr.contains("past the end of the records file"),
+            "{}",
+            run.stderr
+        );
+    }
+    std::fs::remove_file(&path).unwrap();
+    let run = ledger.run(&["verify"], None).expect(3);
+    assert!(run.stderr.contains("the records file"), "{}", run.stderr);
+}
+
 #[test]
 fn damage_sled_reports_is_unavailable_with_advice() {
     let ledger = fresh();
-    // Scramble sled's data file past its first kilobyte: sled's own checksums refuse it.
+    // Scramble sled's data file past its segment header (20 bytes): sled's own checksums
+    // refuse what follows. (Its messages are small: sled holds pointers to the entry bundles,
+    // not the bundles, so those of a small ledger all lie in the first kilobyte.)
     let path = ledger.dir.join("store").join("db");
     let mut bytes = std::fs::read(&path).unwrap();
-    for byte in &mut bytes[1024..] {
+    for byte in &mut bytes[32..] {
         *byte ^= 0xA5;
     }
     std::fs::write(&path, &bytes).unwrap();
@@ -245,14 +304,26 @@ fn a_ledger_in_another_storage_format_is_named_not_called_corrupt() {
         (STORAGE_FORMAT + 1, "a later chipledger"),
     ] {
         let ledger = fresh();
+        let earlier = format < STORAGE_FORMAT;
         tamper(&ledger, |store| {
             let mut head = store.head().unwrap().unwrap();
             head.format = format;
             Batch {
                 head: Some(head),
+                // An earlier format's head is in sled itself, as an earlier chipledger leaves
+                // it: a batch too large for the journal is flushed into sled.
+                derived_puts: if earlier {
+                    vec![(b"padding".to_vec(), vec![0; 300_000])]
+                } else {
+                    Vec::new()
+                },
                 ..Batch::default()
             }
         });
+        if earlier {
+            // Format 5 and earlier kept the entry bundles in sled and had no records file.
+            std::fs::remove_file(ledger.dir.join("store").join("records")).unwrap();
+        }
         let append =
             r#"{"type":"aia_certification","id":"C-1","effective":"2025-03-01","entity":"a"}"#;
         for (args, stdin) in [

@@ -1,17 +1,20 @@
 //! The embedded store: the only module that names sled.
 //!
-//! Four sled trees (FORMAT.md, "Storage layout"):
-//! - `bundles`: entry bundle index (u64 big-endian) → up to 256 framed records;
+//! The records file ([`records`]) holds every entry bundle's bytes, appended; four sled trees
+//! hold the rest (FORMAT.md, "Storage layout"):
+//! - `bundles`: entry bundle index (u64 big-endian) → where its bytes lie in the records file;
 //! - `tiles`: (level u8, index u64 big-endian) → Merkle tile hashes;
 //! - `meta`: `head` → the [`Head`] (log size, root, last chain hash), `batch` → the number of
-//!   the last batch sled holds, `checkpoint` → the latest signed checkpoint;
+//!   the last batch sled holds, `records` → the records file's committed length, `checkpoint`
+//!   → the latest signed checkpoint;
 //! - `derived`: indexes and snapshots that a replay of the log can rebuild.
 //!
 //! A small [`Batch`] (an `append`'s) is written to the journal ([`journal`]) and made durable by
 //! one fdatasync of it; its writes are then held in memory ([`pending`]), where every read
 //! looks first, and reach sled with the next large batch. A large one (an import's, or the
-//! first that no longer fits in the journal) is one sled transaction with every pending write
-//! before its own, then `flush()`, then an fdatasync of sled's data file (sled 0.34's flush ends in
+//! first that no longer fits in the journal) appends the bundles it and the pending writes
+//! change to the records file and fdatasyncs it, then is one sled transaction with every
+//! pending write before its own, then `flush()`, then an fdatasync of sled's data file (sled 0.34's flush ends in
 //! `sync_file_range`, which does not make the file's metadata durable and does not survive a
 //! power loss; fdatasync makes its data and the metadata needed to read it back, such as its
 //! length, durable, but not its timestamps, so it can spare the inode's write), then an fsync
@@ -23,6 +26,7 @@ mod buffers;
 mod delta;
 mod journal;
 mod pending;
+mod records;
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -37,12 +41,13 @@ use crate::date::{Date, Instant};
 use delta::DeltaBatch;
 use journal::{Journal, Run};
 use pending::{Merged, Pending, TREES, TreeId, Write};
+use records::Records;
 
 pub use buffers::BufferPool;
 pub use journal::JOURNAL_FILE;
 
 /// Version of the storage layout; `open` refuses any other.
-pub const STORAGE_FORMAT: u32 = 5;
+pub const STORAGE_FORMAT: u32 = 6;
 
 /// sled's segment size. Values larger than a quarter segment become blob files, which sled
 /// writes without fsync; 4 MiB keeps a node of 256-record bundles inline (measured: no blobs
@@ -177,13 +182,27 @@ fn sled_error(error: sled::Error, path: &Path) -> StoreError {
     }
 }
 
-/// Bytes read from the store.
-pub struct Bytes(sled::IVec);
+/// Bytes read from the store: sled's value, or an entry bundle read from the records file.
+pub struct Bytes(Held);
+
+enum Held {
+    Sled(sled::IVec),
+    Read(Vec<u8>),
+}
+
+impl Bytes {
+    fn sled(value: sled::IVec) -> Bytes {
+        Bytes(Held::Sled(value))
+    }
+}
 
 impl Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Held::Sled(value) => value,
+            Held::Read(bytes) => bytes,
+        }
     }
 }
 
@@ -283,6 +302,9 @@ pub enum FaultPoint {
     BeforeTransaction,
     /// A journaled batch: after its frame's write, before the journal's fdatasync (J2).
     AfterJournalWrite,
+    /// A flushed batch: after its bundles' write and fdatasync to the records file, before
+    /// sled's transaction (S2).
+    AfterRecords,
     /// A flushed batch: after sled's transaction, before its flush (S2).
     AfterTransaction,
     /// A flushed batch: after sled's flush, before the fdatasync of its file (S3).
@@ -296,6 +318,7 @@ impl FaultPoint {
         match self {
             FaultPoint::BeforeTransaction => "before-transaction",
             FaultPoint::AfterJournalWrite => "after-journal-write",
+            FaultPoint::AfterRecords => "after-records",
             FaultPoint::AfterTransaction => "after-transaction",
             FaultPoint::AfterFlush => "after-flush",
             FaultPoint::AfterFsync => "after-fsync",
@@ -333,6 +356,7 @@ pub struct Store {
     meta: sled::Tree,
     derived: sled::Tree,
     data_file: File,
+    records: Records,
     /// Locked for a whole commit: it also numbers the batches.
     journal: Mutex<Journal>,
     /// The writes of the batches the journal holds and sled does not.
@@ -351,6 +375,8 @@ impl Store {
             return Err(StoreError::Exists(path.to_path_buf()));
         }
         std::fs::create_dir_all(path).map_err(|error| StoreError::Io(error.to_string()))?;
+        // Before the journal, whose creation syncs the directory that holds both.
+        Records::create(path)?;
         Journal::create(path)?;
         let store = Store::open_sled(path)?;
         store.lock_journal().resume(&Run::default(), 0);
@@ -367,6 +393,7 @@ impl Store {
         // Before the journal is read (another format's journal may differ too), and again on
         // the head the journal's batches leave, which is the one every reader sees.
         store.check_format()?;
+        store.records.require(&store.path)?;
         store.recover()?;
         store.check_format()?;
         Ok(store)
@@ -471,6 +498,7 @@ impl Store {
         let data_file =
             File::open(path.join("db")).map_err(|error| StoreError::Io(error.to_string()))?;
         let journal = Journal::open(path)?;
+        let records = Records::open(path, 0)?;
         let store = Store {
             path: path.to_path_buf(),
             bundles: tree("bundles")?,
@@ -479,6 +507,7 @@ impl Store {
             derived: tree("derived")?,
             db,
             data_file,
+            records,
             journal: Mutex::new(journal),
             pending: RwLock::new(Pending::default()),
             poisoned: Mutex::new(None),
@@ -486,6 +515,7 @@ impl Store {
             commits: Mutex::new(0),
             leave_open: AtomicBool::new(false),
         };
+        store.records.set_end(store.records_end()?);
         Ok(store)
     }
 
@@ -550,12 +580,35 @@ impl Store {
 
     fn read(&self, tree: TreeId, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
         if let Some(pending) = self.pending().get(tree, key) {
-            return Ok(pending.map(Bytes));
+            return Ok(pending.map(Bytes::sled));
         }
-        self.tree(tree)
+        let value = self
+            .tree(tree)
             .get(key)
-            .map(|value| value.map(Bytes))
-            .map_err(|error| sled_error(error, &self.path))
+            .map_err(|error| sled_error(error, &self.path))?;
+        match (tree, value) {
+            (TreeId::Bundles, Some(pointer)) => self.bundle_at(key, &pointer).map(Some),
+            (_, value) => Ok(value.map(Bytes::sled)),
+        }
+    }
+
+    /// The bytes of the bundle whose key is `key`, where sled's `pointer` says they lie.
+    fn bundle_at(&self, key: &[u8], pointer: &[u8]) -> Result<Bytes, StoreError> {
+        let index = bundle_index(key)?;
+        let bytes = self.records.read(index, pointer, &self.path)?;
+        Ok(Bytes(Held::Read(bytes)))
+    }
+
+    /// The records file's committed length (`meta/records`; 0 before the first flush).
+    fn records_end(&self) -> Result<u64, StoreError> {
+        match self.read(TreeId::Meta, RECORDS_KEY)? {
+            Some(bytes) => <[u8; 8]>::try_from(&bytes[..])
+                .map(u64::from_be_bytes)
+                .map_err(|_| {
+                    StoreError::Corrupt("the records file's length is not 8 bytes".into())
+                }),
+            None => Ok(0),
+        }
     }
 
     pub fn head(&self) -> Result<Option<Head>, StoreError> {
@@ -586,16 +639,51 @@ impl Store {
         &self,
         first: u64,
     ) -> impl Iterator<Item = Result<(u64, Bytes), StoreError>> + '_ {
+        // sled holds pointers into the records file and the pending writes hold bundles, so
+        // the two are merged here, knowing which is which (a pending value or removal
+        // replaces sled's for the same key), rather than by `Merged`.
         let start = first.to_be_bytes().to_vec();
         let pending = self.pending().range(TreeId::Bundles, start.clone()..);
-        Merged::new(self.bundles.range(start..), pending, false).map(move |item| {
-            let (key, value) = item.map_err(|error| sled_error(error, &self.path))?;
-            let index = u64::from_be_bytes(
-                key.as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("a bundle key is not 8 bytes".into()))?,
-            );
-            Ok((index, Bytes(value)))
+        // A turn passes over at most every pending removal before it yields an entry.
+        let turns = pending.len() + 1;
+        let mut pending = pending.into_iter().peekable();
+        let mut stored = self.bundles.range(start..).peekable();
+        std::iter::from_fn(move || {
+            for _ in 0..turns {
+                let stored_key = match stored.peek() {
+                    Some(Ok((key, _))) => Some(key.to_vec()),
+                    Some(Err(_)) => {
+                        let error = stored.next()?.expect_err("peeked an error");
+                        return Some(Err(sled_error(error, &self.path)));
+                    }
+                    None => None,
+                };
+                let pending_first = match (&stored_key, pending.peek()) {
+                    (_, None) => false,
+                    (None, Some(_)) => true,
+                    (Some(stored_key), Some((pending_key, _))) => pending_key <= stored_key,
+                };
+                if pending_first {
+                    let (key, value) = pending.next()?;
+                    if stored_key.as_ref() == Some(&key) {
+                        stored.next();
+                    }
+                    match value {
+                        Some(value) => {
+                            return Some(
+                                bundle_index(&key).map(|index| (index, Bytes::sled(value))),
+                            );
+                        }
+                        None => continue,
+                    }
+                }
+                let (key, pointer) = stored.next()?.ok()?;
+                return Some(
+                    bundle_index(&key)
+                        .and_then(|index| Ok((index, self.bundle_at(&key, &pointer)?))),
+                );
+            }
+            None
         })
     }
 
@@ -612,7 +700,7 @@ impl Store {
                 return Err(StoreError::Corrupt("a tile key is not 9 bytes".into()));
             }
             let index = u64::from_be_bytes(key[1..9].try_into().expect("checked length"));
-            Ok((key[0], index, Bytes(value)))
+            Ok((key[0], index, Bytes::sled(value)))
         })
     }
 
@@ -634,7 +722,7 @@ impl Store {
             })
             .map(move |item| {
                 let (key, value) = item.map_err(|error| sled_error(error, &self.path))?;
-                Ok((key.to_vec(), Bytes(value)))
+                Ok((key.to_vec(), Bytes::sled(value)))
             })
     }
 
@@ -650,7 +738,7 @@ impl Store {
         match Merged::new(self.derived.range(bounds).rev(), pending, true).next() {
             Some(item) => {
                 let (key, value) = item.map_err(|error| sled_error(error, &self.path))?;
-                Ok(Some((key.to_vec(), Bytes(value))))
+                Ok(Some((key.to_vec(), Bytes::sled(value))))
             }
             None => Ok(None),
         }
@@ -713,7 +801,7 @@ impl Store {
         } else {
             // Section 6: one sled transaction with the pending writes and the batch's, flush
             // and sync; the journal then starts again.
-            self.apply(batch, seq)?;
+            self.apply(batch, seq, number)?;
             fault(FaultPoint::AfterTransaction, number).map_err(io)?;
             self.db
                 .flush()
@@ -730,12 +818,41 @@ impl Store {
         Ok(())
     }
 
-    /// One sled transaction across the four trees: the pending writes, then the batch's,
-    /// numbered `seq`. sled then holds everything pending, which is dropped.
-    fn apply(&self, batch: &Batch, seq: u64) -> Result<(), StoreError> {
+    /// The bundles of the pending writes and the batch's, appended to the records file and
+    /// synced (section 6, S2), then one sled transaction across the four trees: the pending
+    /// writes, then the batch's, numbered `seq`, with pointers in place of the bundles and the
+    /// records file's new length. sled then holds everything pending, which is dropped.
+    fn apply(&self, batch: &Batch, seq: u64, number: u64) -> Result<(), StoreError> {
         // Readers keep reading the pending writes while sled takes them: the same values.
         let pending = self.pending();
         let writes = batch.writes(seq);
+        // The latest value of every bundle written: a batch's write replaces a pending one.
+        let mut bundles: std::collections::BTreeMap<&[u8], Option<&sled::IVec>> =
+            pending.entries(TreeId::Bundles).collect();
+        for (id, key, value) in &writes {
+            if *id == TreeId::Bundles {
+                bundles.insert(key, value.as_ref());
+            }
+        }
+        let written: Vec<(&[u8], &sled::IVec)> = bundles
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, value?)))
+            .collect();
+        let (pointers, records_end) = self
+            .records
+            .append(written.iter().map(|(_, value)| value.as_ref()), &self.path)?;
+        assert_eq!(
+            pointers.len(),
+            written.len(),
+            "one pointer per bundle written"
+        );
+        let pointers: std::collections::BTreeMap<&[u8], sled::IVec> = written
+            .iter()
+            .zip(&pointers)
+            .map(|((key, _), pointer)| (*key, sled::IVec::from(&pointer.encode()[..])))
+            .collect();
+        fault(FaultPoint::AfterRecords, number).map_err(StoreError::Io)?;
+        let records_end = records_end.to_be_bytes();
         (&self.bundles, &self.tiles, &self.meta, &self.derived)
             .transaction(|(bundles, tiles, meta, derived)| {
                 let trees = [bundles, tiles, meta, derived];
@@ -749,11 +866,17 @@ impl Store {
                     .map(|(id, key, value)| (*id, key.as_slice(), value.as_ref()));
                 for (id, key, value) in pending_writes.chain(batch_writes) {
                     let tree = trees[id as usize];
+                    // A bundle's value in sled is where its bytes now lie.
+                    let value = match (id, value) {
+                        (TreeId::Bundles, Some(_)) => pointers.get(key),
+                        (_, value) => value,
+                    };
                     match value {
                         Some(value) => tree.insert(key, value.clone())?,
                         None => tree.remove(key)?,
                     };
                 }
+                meta.insert(RECORDS_KEY, &records_end[..])?;
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|error| match error {
@@ -845,6 +968,16 @@ static LEFT_OPEN: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// One spelling per directory, so that two paths to the same store compare equal.
 fn same_file(path: &Path) -> PathBuf {
     path.canonicalize().unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// `meta`'s key for the records file's committed length.
+const RECORDS_KEY: &[u8] = b"records";
+
+/// The bundle index a `bundles` key spells.
+fn bundle_index(key: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(key)
+        .map(u64::from_be_bytes)
+        .map_err(|_| StoreError::Corrupt("a bundle key is not 8 bytes".into()))
 }
 
 fn tile_key(level: u8, index: u64) -> [u8; 9] {
