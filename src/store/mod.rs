@@ -49,9 +49,10 @@ pub use journal::JOURNAL_FILE;
 /// Version of the storage layout; `open` refuses any other.
 pub const STORAGE_FORMAT: u32 = 6;
 
-/// sled's segment size. Values larger than a quarter segment become blob files, which sled
-/// writes without fsync; 4 MiB keeps a node of 256-record bundles inline (measured: no blobs
-/// for a 1,000,000-record ledger), and blobs that do appear are fsynced by [`Store::commit`].
+/// sled's segment size. Nodes larger than a quarter segment become blob files, which sled
+/// writes without fsync; 4 MiB keeps a node of 64 KiB snapshot chunks inline (and, before
+/// storage format 6, one of 256-record bundles; measured: no blobs for a 1,000,000-record
+/// ledger), and blobs that do appear are fsynced by [`Store::commit`].
 const SEGMENT_BYTES: usize = 4 << 20;
 
 /// sled's page cache. Kept small: the ledger reads mostly sequentially, and import memory is

@@ -957,15 +957,15 @@ pub fn render(
     let file_floor_rate = once.floor_events as f64 / median(&once.file_floor_seconds);
     let _ = writeln!(
         out,
-        "- The storage floor, raw sled with 256 records per value, 10,000 per durable transaction, on the {label} file: {} records/s (runs {}; CPU {}). chipledger's import is {:.2}× it: the rest is parsing, the rules, encoding and hashing. The same bundles appended to a plain file, each 10,000 lines one write and an fdatasync (`sled-floor --file`): {} records/s (runs {}; CPU {}), {:.2}× sled's rate.",
+        "- The storage floors, on the {label} file: raw sled with 256 records per value, 10,000 per durable transaction (how chipledger stored its records up to storage format 5): {} records/s (runs {}; CPU {}); the same bundles appended to a plain file, each 10,000 lines one write and an fdatasync (`sled-floor --file`; how it stores them since format 6, with sled keeping a pointer per bundle): {} records/s (runs {}; CPU {}), {:.2}× sled's rate. chipledger's import is {:.2}× the plain-file floor: the rest is parsing, the rules, encoding, hashing and sled's indexes, tiles and snapshots.",
         thousands(floor_rate as u64),
         list_seconds(&once.floor_seconds),
         list_seconds(&once.floor_cpu_seconds),
-        import_rate / floor_rate,
         thousands(file_floor_rate as u64),
         list_seconds(&once.file_floor_seconds),
         list_seconds(&once.file_floor_cpu_seconds),
         file_floor_rate / floor_rate,
+        import_rate / file_floor_rate,
     );
     let _ = writeln!(
         out,
