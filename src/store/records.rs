@@ -126,8 +126,12 @@ impl Records {
         let mut bytes = Vec::new();
         let mut pointers = Vec::new();
         for bundle in bundles {
+            // A bundle is at most 256 entries of at most 65,537 bytes each, so this cannot fail.
             let length = u32::try_from(bundle.len()).map_err(|_| {
-                StoreError::Io(format!("an entry bundle of {} bytes", bundle.len()))
+                StoreError::Io(format!(
+                    "an entry bundle of {} bytes is too long for its pointer",
+                    bundle.len()
+                ))
             })?;
             pointers.push(Pointer {
                 offset: start + bytes.len() as u64,
