@@ -4,7 +4,7 @@
 //!
 //! Why: sled rewrites a leaf node (up to 17 bundles) at every tenth change of it and both
 //! halves at every split, and copies all of it through its log; stored there, the records were
-//! written about four times over, which cost an import about a fifth of its CPU. Here each
+//! written about four times over, which cost an import about a sixth of its CPU. Here each
 //! version of a bundle is written once (tools/bench/PROFILE.md, goal 1).
 //!
 //! Writes only append: a flush writes the new bundle versions after `end` (the length the last
