@@ -447,12 +447,8 @@ impl Store {
 
     /// The number of the last batch sled holds (0 for a store not yet written).
     fn last_batch(&self) -> Result<u64, StoreError> {
-        match self.read(TreeId::Meta, b"batch")? {
-            Some(bytes) => <[u8; 8]>::try_from(&bytes[..])
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt("the batch number is not 8 bytes".into())),
-            None => Err(StoreError::Corrupt("the store has no batch number".into())),
-        }
+        self.meta_number(b"batch", "the batch number")?
+            .ok_or_else(|| StoreError::Corrupt("the store has no batch number".into()))
     }
 
     fn lock_journal(&self) -> std::sync::MutexGuard<'_, Journal> {
@@ -602,14 +598,20 @@ impl Store {
 
     /// The records file's committed length (`meta/records`; 0 before the first flush).
     fn records_end(&self) -> Result<u64, StoreError> {
-        match self.read(TreeId::Meta, RECORDS_KEY)? {
-            Some(bytes) => <[u8; 8]>::try_from(&bytes[..])
-                .map(u64::from_be_bytes)
-                .map_err(|_| {
-                    StoreError::Corrupt("the records file's length is not 8 bytes".into())
-                }),
-            None => Ok(0),
-        }
+        Ok(self
+            .meta_number(RECORDS_KEY, "the records file's length")?
+            .unwrap_or(0))
+    }
+
+    /// A `u64` big-endian number `meta` holds under `key`, if any; `what` names it in errors.
+    fn meta_number(&self, key: &[u8], what: &str) -> Result<Option<u64>, StoreError> {
+        self.read(TreeId::Meta, key)?
+            .map(|bytes| {
+                <[u8; 8]>::try_from(&bytes[..])
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt(format!("{what} is not 8 bytes")))
+            })
+            .transpose()
     }
 
     pub fn head(&self) -> Result<Option<Head>, StoreError> {
@@ -640,51 +642,22 @@ impl Store {
         &self,
         first: u64,
     ) -> impl Iterator<Item = Result<(u64, Bytes), StoreError>> + '_ {
-        // sled holds pointers into the records file and the pending writes hold bundles, so
-        // the two are merged here, knowing which is which (a pending value or removal
-        // replaces sled's for the same key), rather than by `Merged`.
         let start = first.to_be_bytes().to_vec();
-        let pending = self.pending().range(TreeId::Bundles, start.clone()..);
-        // A turn passes over at most every pending removal before it yields an entry.
-        let turns = pending.len() + 1;
-        let mut pending = pending.into_iter().peekable();
-        let mut stored = self.bundles.range(start..).peekable();
-        std::iter::from_fn(move || {
-            for _ in 0..turns {
-                let stored_key = match stored.peek() {
-                    Some(Ok((key, _))) => Some(key.to_vec()),
-                    Some(Err(_)) => {
-                        let error = stored.next()?.expect_err("peeked an error");
-                        return Some(Err(sled_error(error, &self.path)));
-                    }
-                    None => None,
-                };
-                let pending_first = match (&stored_key, pending.peek()) {
-                    (_, None) => false,
-                    (None, Some(_)) => true,
-                    (Some(stored_key), Some((pending_key, _))) => pending_key <= stored_key,
-                };
-                if pending_first {
-                    let (key, value) = pending.next()?;
-                    if stored_key.as_ref() == Some(&key) {
-                        stored.next();
-                    }
-                    match value {
-                        Some(value) => {
-                            return Some(
-                                bundle_index(&key).map(|index| (index, Bytes::sled(value))),
-                            );
-                        }
-                        None => continue,
-                    }
-                }
-                let (key, pointer) = stored.next()?.ok()?;
-                return Some(
-                    bundle_index(&key)
-                        .and_then(|index| Ok((index, self.bundle_at(&key, &pointer)?))),
-                );
-            }
-            None
+        let pending = self
+            .pending()
+            .range(TreeId::Bundles, start.clone()..)
+            .into_iter()
+            .map(|(key, value)| (key, value.map(Bytes::sled)))
+            .collect();
+        // sled holds a pointer per bundle, the pending writes the bundle itself.
+        let stored = self.bundles.range(start..).map(move |item| {
+            let (key, pointer) = item.map_err(|error| sled_error(error, &self.path))?;
+            let bytes = self.bundle_at(&key, &pointer)?;
+            Ok((key, bytes))
+        });
+        Merged::new(stored, pending, false).map(|item| {
+            let (key, bytes) = item?;
+            Ok((bundle_index(&key)?, bytes))
         })
     }
 

@@ -69,17 +69,18 @@ impl Pending {
 }
 
 /// sled's entries merged with pending ones, in key order (or reverse key order): a pending
-/// value replaces sled's for the same key, a pending removal hides it.
-pub(super) struct Merged<I: Iterator<Item = sled::Result<(IVec, IVec)>>> {
+/// value replaces sled's for the same key, a pending removal hides it. Values are `V`: sled's
+/// own, or what the caller made of them (an entry bundle read where sled's pointer says).
+pub(super) struct Merged<V, E, I: Iterator<Item = Result<(IVec, V), E>>> {
     stored: Peekable<I>,
-    pending: Peekable<std::vec::IntoIter<Entry>>,
+    pending: Peekable<std::vec::IntoIter<(Vec<u8>, Option<V>)>>,
     reverse: bool,
 }
 
-impl<I: Iterator<Item = sled::Result<(IVec, IVec)>>> Merged<I> {
+impl<V, E, I: Iterator<Item = Result<(IVec, V), E>>> Merged<V, E, I> {
     /// `stored` and `pending` must run in the same direction: ascending, or descending when
     /// `reverse`.
-    pub fn new(stored: I, pending: Vec<Entry>, reverse: bool) -> Merged<I> {
+    pub fn new(stored: I, pending: Vec<(Vec<u8>, Option<V>)>, reverse: bool) -> Merged<V, E, I> {
         Merged {
             stored: stored.peekable(),
             pending: pending.into_iter().peekable(),
@@ -88,8 +89,8 @@ impl<I: Iterator<Item = sled::Result<(IVec, IVec)>>> Merged<I> {
     }
 }
 
-impl<I: Iterator<Item = sled::Result<(IVec, IVec)>>> Iterator for Merged<I> {
-    type Item = sled::Result<(IVec, IVec)>;
+impl<V, E, I: Iterator<Item = Result<(IVec, V), E>>> Iterator for Merged<V, E, I> {
+    type Item = Result<(IVec, V), E>;
 
     fn next(&mut self) -> Option<Self::Item> {
         use std::cmp::Ordering;

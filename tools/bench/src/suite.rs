@@ -438,26 +438,23 @@ fn measure_size(plan: &Plan, events: u64) -> Result<(SizeFigures, PathBuf), BoxE
 fn measure_once(plan: &Plan, ledger: &Path, workload: &Path) -> Result<Once, BoxError> {
     let mut once = Once::default();
     note("sled floor (256 records per value) and the same bundles in a plain file");
-    for _ in 0..plan.runs {
-        let dir = plan.work.join("sled-floor");
-        remove(&dir)?;
+    // One run of `sled-floor` storing into a new `path` given as `flag`: (events, the child).
+    let floor = |flag: &str, path: &Path| -> Result<(u64, Child), BoxError> {
+        remove(path)?;
         let child = run(Command::new(plan.binaries.join("sled-floor"))
             .arg("--input")
             .arg(workload)
-            .arg("--dir")
-            .arg(&dir))?;
-        once.floor_events = number(&json(&child.stdout)?, "events")? as u64;
+            .arg(flag)
+            .arg(path))?;
+        remove(path)?;
+        Ok((number(&json(&child.stdout)?, "events")? as u64, child))
+    };
+    for _ in 0..plan.runs {
+        let (events, child) = floor("--dir", &plan.work.join("sled-floor"))?;
+        once.floor_events = events;
         once.floor_seconds.push(child.seconds);
         once.floor_cpu_seconds.push(child.cpu_seconds);
-        remove(&dir)?;
-        let file = plan.work.join("file-floor");
-        remove(&file)?;
-        let child = run(Command::new(plan.binaries.join("sled-floor"))
-            .arg("--input")
-            .arg(workload)
-            .arg("--file")
-            .arg(&file))?;
-        let events = number(&json(&child.stdout)?, "events")? as u64;
+        let (events, child) = floor("--file", &plan.work.join("file-floor"))?;
         if events != once.floor_events {
             return Err(format!(
                 "the file floor stored {events} lines, the sled floor {}",
@@ -467,7 +464,6 @@ fn measure_once(plan: &Plan, ledger: &Path, workload: &Path) -> Result<Once, Box
         }
         once.file_floor_seconds.push(child.seconds);
         once.file_floor_cpu_seconds.push(child.cpu_seconds);
-        remove(&file)?;
     }
     note("inclusion proofs");
     let child = run(Command::new(plan.binaries.join("benchmark"))
