@@ -313,6 +313,17 @@ proptest! {
         prop_assert_eq!(encode_record(&decoded).unwrap(), bytes);
     }
 
+    /// A record staged with zeros for `prev_chain` and sealed later is, byte for byte, the
+    /// record encoded with its `prev_chain`, and sealing gives that encoding's chain hash.
+    #[test]
+    fn a_sealed_record_is_the_record_encoded_with_its_prev_chain(record in record()) {
+        let bytes = encode_record(&record).unwrap();
+        let mut staged = encode_record(&Record { prev_chain: [0; 32], ..record.clone() }).unwrap();
+        prop_assert_eq!(&staged[PREV_CHAIN_BYTES], &[0u8; 32][..]);
+        prop_assert_eq!(seal(&mut staged, &record.prev_chain), chain_hash(&bytes));
+        prop_assert_eq!(staged, bytes);
+    }
+
     #[test]
     fn a_changed_byte_never_decodes_to_the_same_record(record in record(), position in any::<prop::sample::Index>(), bit in 0u8..8) {
         let bytes = encode_record(&record).unwrap();

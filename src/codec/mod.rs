@@ -439,6 +439,25 @@ pub fn chain_hash(record_bytes: &[u8]) -> [u8; 32] {
     CHAIN_HASHER.with_borrow_mut(|hasher| hasher.reset().update(record_bytes).finalize().into())
 }
 
+/// Where `prev_chain` sits in a record's bytes (FORMAT.md section 2): after `seq` (8 bytes),
+/// `recorded_at` (8) and `effective` (4), whatever the record holds. Because the place is
+/// fixed, a writer stages a record before the previous record's chain hash is known, with
+/// zeros there, and seals it later ([`seal`]): the chain hash, which runs in log order, then
+/// leaves the thread that decides events for the thread that commits them.
+pub const PREV_CHAIN_BYTES: std::ops::Range<usize> = 20..52;
+
+/// Writes `prev_chain` into the bytes of a record staged with zeros in its place, and returns
+/// the record's own chain hash.
+pub fn seal(record_bytes: &mut [u8], prev_chain: &[u8; 32]) -> [u8; 32] {
+    let place = &mut record_bytes[PREV_CHAIN_BYTES];
+    assert!(
+        place.iter().all(|&byte| byte == 0),
+        "a record is sealed once, from zeros"
+    );
+    place.copy_from_slice(prev_chain);
+    chain_hash(record_bytes)
+}
+
 /// The RFC 6962 Merkle leaf hash of a record's bytes: SHA-256(0x00 ‖ bytes).
 pub fn leaf_hash(record_bytes: &[u8]) -> [u8; 32] {
     tlog_tiles::record_hash(record_bytes).0

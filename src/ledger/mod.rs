@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use staged::StagedBytes;
+use staged::{SealedEnd, StagedBytes};
 
 use crate::codec::{self, BUNDLE_RECORDS, Body, Event, Genesis, Outcome, Record, content_bytes};
 use crate::date::{Date, Instant, RecordingDays};
@@ -70,7 +70,8 @@ impl HashedSubmission {
 /// What became of a submitted event.
 #[derive(Clone, Debug)]
 pub enum Admitted {
-    /// Staged as a new record.
+    /// Staged as a new record; its `prev_chain` is still zeros ([`UNSEALED`]): it is written
+    /// in when the record's batch is committed.
     Recorded(Arc<Record>),
     /// An event with this id and identical content is already record `seq`: nothing to do.
     AlreadyRecorded(u64),
@@ -101,7 +102,9 @@ struct Pending {
     /// (8% of an import's time on this thread, most of it glibc merging the freed chunks).
     records: StagedBytes,
     positions_before: (usize, Option<Position>),
-    late: Vec<(u64, Date, Vec<u8>)>,
+    /// The staged records dated before the latest date of the records before them, with their
+    /// timeline dates: the late index holds their sealed bytes, which their commit gives.
+    late: Vec<(u64, Date)>,
     snapshots: Vec<(u64, Vec<u8>)>,
     last_snapshot_before: (u64, u64),
 }
@@ -121,15 +124,15 @@ pub struct Ledger {
     /// `commit_in_background` says.
     tree: Tree,
     ids: IdIndex,
-    /// The head including staged records, but for its root: that is the root of the last
-    /// commit, as staged records join the tree only when committed.
+    /// The head including staged records, but for its root and chain hash: those are the last
+    /// commit's, as staged records join the tree and the chain only when committed.
     working: Head,
     positions: Vec<Position>,
-    /// The encoded entries of the last, partial bundle of the records before the open batch
-    /// (committed, or handed to the commit thread). A batch's bundles are built from its staged
-    /// records when it is committed, on the commit thread for an import, the first of them
-    /// completing this one.
-    last_bundle: Vec<u8>,
+    /// Where sealing the next batch starts (the last committed record's chain hash and its
+    /// partial bundle): staged records carry zeros for `prev_chain`, and a batch's records are
+    /// sealed into their bundles when it is committed ([`StagedBytes::seal`]), on the commit
+    /// thread for an import, which then keeps its own copy of this.
+    sealed_end: SealedEnd,
     pending: Option<Pending>,
     /// The most recent records, as bytes and back-links, staged ones included.
     window: window::Window,
@@ -143,13 +146,22 @@ pub struct Ledger {
     recording_days: RecordingDays,
 }
 
-/// Batches an import may have handed to the commit thread and not yet seen durable. With one,
+/// Batches an import may have handed to the commit threads and not yet seen durable. With one,
 /// the deciding thread waited for about a tenth of a 1M import: a commit takes 29 ms on
 /// average against about 37 ms to decide the next batch, but now and then longer (up to 67 ms
 /// in one traced import), and a second batch absorbs those (tools/bench/PROFILE.md, goal 1).
-/// Each batch held costs its records' bytes, about 2 MB at 10,000 events, and their bundles
-/// while it is being committed.
-const BATCHES_IN_FLIGHT: usize = 2;
+/// Since sealing moved to the commit side, deciding a batch takes about as long as committing
+/// one, and with two the deciding thread still waited 60 to 100 ms per 1M import; with three,
+/// 20 to 30 ms. Each batch held costs its records' bytes, about 2 MB at 10,000 events, and
+/// their bundles while it is being committed.
+const BATCHES_IN_FLIGHT: usize = 3;
+
+/// What a staged record holds for `prev_chain` until its batch is sealed ([`seal_batch`]): the
+/// chain hash runs in log order, and computing it as each record was staged was a tenth of an
+/// import's deciding thread, which sets the import's pace (tools/bench/PROFILE.md, goal 1).
+/// The rules never read it, so the records this thread decodes from its own copies (staged,
+/// in flight, in the window) may keep the zeros.
+const UNSEALED: [u8; 32] = [0; 32];
 
 /// A batch whose store commit runs on the commit thread.
 struct InFlight {
@@ -161,69 +173,108 @@ struct InFlight {
     records: Arc<StagedBytes>,
 }
 
-/// A batch handed to the commit thread: the store batch but for its bundles and tiles, which
-/// the thread builds from the records (their bundles, the first completing `prefix`, the
-/// entries before the batch in its first bundle; their leaf hashes).
+/// A batch handed to the commit thread: the store batch but for what sealing its records
+/// gives ([`seal_batch`]), which the thread completes.
 struct Job {
     batch: Batch,
     first: u64,
-    prefix: Vec<u8>,
     records: Arc<StagedBytes>,
+    late: Vec<(u64, Date)>,
 }
 
-/// The thread that commits the batches handed to it, one after the other in the order given,
-/// and the batches it holds, oldest first.
+/// The threads that make the batches handed to them durable, one after the other in the order
+/// given, and the batches they hold, oldest first. One seals each batch ([`seal_batch`]: CPU
+/// work) while the other writes and syncs the batch before it (mostly waiting for the disk):
+/// on one thread, the two in turn took longer per batch than deciding one, and the deciding
+/// thread waited (tools/bench/PROFILE.md, goal 1).
 struct Committer {
     jobs: std::sync::mpsc::SyncSender<Job>,
     /// One result per batch, in order: the tree with the batch's records once they are
-    /// durable.
-    done: std::sync::mpsc::Receiver<Result<Tree, StoreError>>,
-    thread: std::thread::JoinHandle<()>,
+    /// durable, and where the next batch's sealing starts.
+    done: std::sync::mpsc::Receiver<Result<(Tree, SealedEnd), StoreError>>,
+    threads: [std::thread::JoinHandle<()>; 2],
     batches: std::collections::VecDeque<InFlight>,
 }
 
 impl Committer {
-    /// Starts the thread, which owns `tree` from then on. After a failed commit it commits
-    /// nothing more: a later batch written after a missing one would leave a hole in the log.
-    fn start(store: Arc<Store>, mut tree: Tree) -> Result<Committer, Error> {
+    /// Starts the threads. The sealing one owns `tree` and `end` (the sealed end of the log)
+    /// from then on. After a failed commit the writing one commits nothing more: a later batch
+    /// written after a missing one would leave a hole in the log.
+    fn start(store: Arc<Store>, mut tree: Tree, mut end: SealedEnd) -> Result<Committer, Error> {
         let (jobs, receive_jobs) = std::sync::mpsc::sync_channel::<Job>(BATCHES_IN_FLIGHT);
+        let (send_sealed, receive_sealed) =
+            std::sync::mpsc::sync_channel::<(Batch, Tree, SealedEnd)>(1);
         let (send_done, done) = std::sync::mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("chipledger-commit".into())
-            .spawn(move || {
-                let mut failed = false;
+        let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(work)
+                .map_err(|error| {
+                    Error::Store(StoreError::Io(format!("cannot start a thread: {error}")))
+                })
+        };
+        let sealing = spawn(
+            "chipledger-seal",
+            Box::new(move || {
                 for job in receive_jobs {
                     let Job {
                         mut batch,
                         first,
-                        prefix,
                         records,
+                        late,
                     } = job;
+                    end = seal_batch(&mut batch, &mut tree, &records, first, &end, &late);
+                    // The tree is a few kilobytes (its right edge), the end at most a bundle.
+                    if send_sealed
+                        .send((batch, tree.clone(), end.clone()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }),
+        )?;
+        let writing = spawn(
+            "chipledger-commit",
+            Box::new(move || {
+                let mut failed = false;
+                for (batch, tree, end) in receive_sealed {
                     let result = if failed {
                         Err(StoreError::Io(
                             "not written: an earlier batch's commit failed".into(),
                         ))
                     } else {
-                        batch.bundles = records.bundles(first, &prefix);
-                        with_tree(&mut batch, &mut tree, &records);
-                        // The tree is a few kilobytes: its right edge.
-                        store.commit(&batch).map(|()| tree.clone())
+                        store.commit(&batch).map(|()| (tree, end))
                     };
                     failed |= result.is_err();
                     if send_done.send(result).is_err() {
                         return;
                     }
                 }
-            })
-            .map_err(|error| {
-                Error::Store(StoreError::Io(format!("cannot start a thread: {error}")))
-            })?;
+            }),
+        )?;
         Ok(Committer {
             jobs,
             done,
-            thread,
+            threads: [sealing, writing],
             batches: std::collections::VecDeque::with_capacity(BATCHES_IN_FLIGHT),
         })
+    }
+
+    /// Stops the threads once they have done what they were given.
+    fn join(self) -> Result<(), Error> {
+        drop(self.jobs);
+        drop(self.done);
+        let mut panicked = false;
+        for thread in self.threads {
+            panicked |= thread.join().is_err();
+        }
+        if panicked {
+            return Err(Error::Store(StoreError::Io(
+                "the commit thread panicked".into(),
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -394,7 +445,7 @@ impl Ledger {
                 "the last record's chain hash differs from the head's".into(),
             ));
         }
-        let last_bundle = if head.size % BUNDLE_RECORDS == 0 {
+        let tail = if head.size % BUNDLE_RECORDS == 0 {
             Vec::new()
         } else {
             reader
@@ -404,6 +455,7 @@ impl Ledger {
                 .ok_or_else(|| corrupt("the last entry bundle is missing".into()))?
         };
         let head_size = head.size;
+        let head_chain = head.last_chain;
         let last_snapshot = reader.last_snapshot(head.size)?;
         Ok(Ledger {
             committer: None,
@@ -416,7 +468,10 @@ impl Ledger {
             links,
             tree,
             ids,
-            last_bundle,
+            sealed_end: SealedEnd {
+                chain: head_chain,
+                tail,
+            },
             pending: None,
             window: window::Window::new(head_size),
             recording_days: RecordingDays::default(),
@@ -451,7 +506,9 @@ impl Ledger {
             .map_or(0, |pending| pending.records.len() as u64)
     }
 
-    /// A record by sequence number, staged or committed.
+    /// A record by sequence number, staged or committed, for the rules: one read from this
+    /// handle's own copies (staged, in flight or in the window) has zeros for `prev_chain`
+    /// ([`UNSEALED`]).
     fn read(&self, seq: u64) -> Result<Arc<Record>, Error> {
         if let Some(record) = self.window.get(seq) {
             return Ok(record);
@@ -640,7 +697,7 @@ impl Ledger {
             seq,
             recorded_at,
             effective,
-            prev_chain: self.working.last_chain,
+            prev_chain: UNSEALED,
             links: codec::BackLinks::default(),
             event,
             outcome: Outcome::None,
@@ -730,7 +787,7 @@ impl Ledger {
         self.begin();
         let max_date = self.working.max_date;
         let record = self.stage_unchecked(max_date, event, Outcome::None, now)?;
-        let (mut batch, tree) = self.batch_with_tree();
+        let (mut batch, tree, end) = self.batch_with_tree();
         let signed =
             match checkpoint::sign(&signer, self.reader.origin(), record.seq + 1, tree.root()) {
                 Ok(signed) => signed,
@@ -740,14 +797,16 @@ impl Ledger {
                 }
             };
         batch.checkpoint = Some(signed.note.clone().into_bytes());
-        self.commit_batch(batch, tree)?;
+        self.commit_batch(batch, tree, end)?;
         Ok(signed)
     }
 
     /// Stages a record with the given outcome *without deciding it*: the rules are not asked.
     ///
-    /// Test-only: it exists so that tests can build a ledger whose stored outcomes a replay
-    /// contradicts, and check that `verify` names the record. Nothing in the product calls it.
+    /// The product stages only commitment records this way ([`Ledger::sign_checkpoint`]),
+    /// which no rule decides; tests use it to build a ledger whose stored outcomes a replay
+    /// contradicts, and check that `verify` names the record. The record returned has zeros
+    /// for `prev_chain` ([`UNSEALED`]) until its batch is committed.
     #[doc(hidden)]
     pub fn stage_unchecked(
         &mut self,
@@ -761,7 +820,7 @@ impl Ledger {
             seq: self.working.size,
             recorded_at: now.max(self.working.last_recorded_at),
             effective,
-            prev_chain: self.working.last_chain,
+            prev_chain: UNSEALED,
             links: codec::BackLinks::default(),
             event,
             outcome,
@@ -775,7 +834,8 @@ impl Ledger {
         self.read(seq)
     }
 
-    /// Links, encodes, hashes and stages a decided record; returns its sequence number.
+    /// Links, encodes and stages a decided record (unsealed: [`UNSEALED`]); returns its
+    /// sequence number.
     fn stage(&mut self, mut record: Record, key: TimelineKey, id_hash: u64) -> Result<u64, Error> {
         debug_assert_eq!(id_hash, index::id_hash(&record.event.id));
         let pending = self.pending.as_mut().expect("a batch is open");
@@ -799,11 +859,10 @@ impl Ledger {
         self.ids.push(id_hash);
         let late = key.date < self.working.max_date;
         if late {
-            pending.late.push((seq, key.date, bytes.to_vec()));
+            pending.late.push((seq, key.date));
         }
         self.working.max_date = self.working.max_date.max(key.date);
         self.working.size = seq + 1;
-        self.working.last_chain = codec::chain_hash(bytes);
         self.working.last_recorded_at = record.recorded_at;
         index::push_position(
             &mut self.positions,
@@ -871,8 +930,8 @@ impl Ledger {
             self.pending = None;
             return Ok(0);
         }
-        let (batch, tree) = self.batch_with_tree();
-        self.commit_batch(batch, tree)?;
+        let (batch, tree, end) = self.batch_with_tree();
+        self.commit_batch(batch, tree, end)?;
         Ok(count)
     }
 
@@ -906,13 +965,15 @@ impl Ledger {
             // (their leaf hashes and the tiles), sets the head's root and commits; the tree
             // comes back with each batch made durable.
             let store = Arc::clone(&self.reader.store);
-            self.committer = Some(Committer::start(store, self.tree.clone())?);
+            self.committer = Some(Committer::start(
+                store,
+                self.tree.clone(),
+                self.sealed_end.clone(),
+            )?);
         }
         let batch = self.batch();
         let pending = self.pending.take().expect("a batch is open");
         let first = self.working.size - pending.records.len() as u64;
-        let tail = pending.records.tail_bundle(first, &self.last_bundle);
-        let prefix = std::mem::replace(&mut self.last_bundle, tail);
         let records = Arc::new(pending.records);
         let committer = self.committer.as_mut().expect("started above");
         committer
@@ -920,8 +981,8 @@ impl Ledger {
             .send(Job {
                 batch,
                 first,
-                prefix,
                 records: Arc::clone(&records),
+                late: pending.late,
             })
             .map_err(|_| Error::Store(StoreError::Io("the commit thread has stopped".into())))?;
         committer.batches.push_back(InFlight {
@@ -950,11 +1011,7 @@ impl Ledger {
             durable.push(self.finish_oldest()?);
         }
         if let Some(committer) = self.committer.take() {
-            drop(committer.jobs);
-            committer
-                .thread
-                .join()
-                .map_err(|_| Error::Store(StoreError::Io("the commit thread panicked".into())))?;
+            committer.join()?;
         }
         Ok(durable)
     }
@@ -984,20 +1041,22 @@ impl Ledger {
     }
 
     /// Makes the oldest batch in flight committed, given its commit's result.
-    fn complete_oldest(&mut self, result: Result<Tree, StoreError>) -> Result<u64, Error> {
+    fn complete_oldest(
+        &mut self,
+        result: Result<(Tree, SealedEnd), StoreError>,
+    ) -> Result<u64, Error> {
         let committer = self.committer.as_mut().expect("a batch is in flight");
         let in_flight = committer
             .batches
             .pop_front()
             .expect("one result per batch handed over");
-        let tree = match result {
-            Ok(tree) => tree,
+        let (tree, end) = match result {
+            Ok(done) => done,
             Err(error) => {
-                // The thread commits nothing after a failure; it stops once its channels close.
+                // The threads commit nothing after a failure; they stop once their channels
+                // close.
                 if let Some(committer) = self.committer.take() {
-                    drop(committer.done);
-                    drop(committer.jobs);
-                    let _ = committer.thread.join();
+                    let _ = committer.join();
                 }
                 return Err(Error::Store(error));
             }
@@ -1010,7 +1069,10 @@ impl Ledger {
             "the tree holds the committed records"
         );
         head.root = self.tree.root();
+        head.last_chain = end.chain;
         self.working.root = head.root;
+        self.working.last_chain = end.chain;
+        self.sealed_end = end;
         let size = head.size;
         let first = size - in_flight.records.len() as u64;
         assert_eq!(
@@ -1026,25 +1088,28 @@ impl Ledger {
 
     /// Writes a batch built from the staged records and, on success, makes them committed
     /// and `tree` (which holds them) the ledger's tree.
-    fn commit_batch(&mut self, batch: Batch, tree: Tree) -> Result<(), Error> {
-        self.working.root = batch.head.as_ref().expect("a batch has a head").root;
+    fn commit_batch(&mut self, batch: Batch, tree: Tree, end: SealedEnd) -> Result<(), Error> {
+        let head = batch.head.as_ref().expect("a batch has a head");
+        self.working.root = head.root;
+        self.working.last_chain = head.last_chain;
         if let Err(error) = self.reader.store.commit(&batch) {
             self.rollback()?;
             return Err(Error::Store(error));
         }
         self.tree = tree;
+        self.sealed_end = end;
         let pending = self.pending.take().expect("a batch is open");
         let first = self.working.size - pending.records.len() as u64;
-        self.last_bundle = pending.records.tail_bundle(first, &self.last_bundle);
         self.reader.invalidate_from(first / BUNDLE_RECORDS);
         self.reader.head = self.working.clone();
         self.reader.positions.clone_from(&self.positions);
         Ok(())
     }
 
-    /// [`Ledger::batch`] with the staged records added to a copy of the tree, which the
-    /// batch's tiles and head root come from.
-    fn batch_with_tree(&mut self) -> (Batch, Tree) {
+    /// [`Ledger::batch`] completed by sealing the staged records ([`seal_batch`]) into a copy
+    /// of the tree, which the batch's tiles and head root come from; with where the next
+    /// batch's sealing starts.
+    fn batch_with_tree(&mut self) -> (Batch, Tree, SealedEnd) {
         assert!(
             self.committer.is_none(),
             "the tree lacks the records of commits still running"
@@ -1053,13 +1118,19 @@ impl Ledger {
         let mut tree = self.tree.clone();
         let pending = self.pending.as_ref().expect("a batch is open");
         let first = self.working.size - pending.records.len() as u64;
-        batch.bundles = pending.records.bundles(first, &self.last_bundle);
-        with_tree(&mut batch, &mut tree, &pending.records);
-        (batch, tree)
+        let end = seal_batch(
+            &mut batch,
+            &mut tree,
+            &pending.records,
+            first,
+            &self.sealed_end,
+            &pending.late,
+        );
+        (batch, tree, end)
     }
 
-    /// The store batch of the staged records but for their bundles ([`StagedBytes::bundles`])
-    /// and the Merkle tree: no tiles, and a head without its root ([`with_tree`] adds both).
+    /// The store batch of the staged records but for what sealing them gives ([`seal_batch`]):
+    /// no bundles, late-index values or tiles, and a head without its root and chain hash.
     fn batch(&self) -> Batch {
         let pending = self.pending.as_ref().expect("a batch is open");
         // The batches still in flight come before it.
@@ -1081,12 +1152,6 @@ impl Ledger {
             batch.derived_puts.push((
                 index::key(POSITIONS_PREFIX, chunk),
                 index::positions_chunk_bytes(&self.positions, chunk),
-            ));
-        }
-        for (seq, date, bytes) in &pending.late {
-            batch.derived_puts.push((
-                index::key(LATE_PREFIX, *seq),
-                index::late_value(*date, bytes),
             ));
         }
         for (size, bytes) in &pending.snapshots {
@@ -1112,18 +1177,38 @@ impl Ledger {
     }
 }
 
-/// Adds `records`, the staged records of `batch`, to `tree` (the tree of the records before
-/// them), and gives `batch` the tiles they change and the root of the tree with them.
-fn with_tree(batch: &mut Batch, tree: &mut Tree, records: &StagedBytes) {
+/// Seals `records`, the staged records of `batch` from log position `first` on, from `start`
+/// ([`StagedBytes::seal`]), and completes `batch` with what that gives: their entry bundles,
+/// the late index's values for `late` (the batch's late records), the head's chain hash, and
+/// from `tree` (the tree of the records before them, which takes theirs) the tiles they change
+/// and the root. Returns where the next batch's sealing starts.
+fn seal_batch(
+    batch: &mut Batch,
+    tree: &mut Tree,
+    records: &StagedBytes,
+    first: u64,
+    start: &SealedEnd,
+    late: &[(u64, Date)],
+) -> SealedEnd {
+    let late_seqs: Vec<u64> = late.iter().map(|(seq, _)| *seq).collect();
+    let sealed = records.seal(first, start, &late_seqs);
+    batch.bundles = sealed.bundles;
+    for ((seq, date), bytes) in late.iter().zip(&sealed.copies) {
+        batch.derived_puts.push((
+            index::key(LATE_PREFIX, *seq),
+            index::late_value(*date, bytes),
+        ));
+    }
     let head = batch.head.as_mut().expect("a batch has a head");
+    head.last_chain = sealed.end.chain;
     assert_eq!(
-        tree.size() + records.len() as u64,
+        tree.size() + sealed.leaves.len() as u64,
         head.size,
         "the tree and the batch's records make the head's size"
     );
     let mut completed: Vec<TileWrite> = Vec::new();
-    for bytes in records.iter() {
-        tree.push(codec::leaf_hash(bytes), &mut completed);
+    for leaf in sealed.leaves {
+        tree.push(leaf, &mut completed);
     }
     head.root = tree.root();
     batch.tiles = completed
@@ -1131,6 +1216,7 @@ fn with_tree(batch: &mut Batch, tree: &mut Tree, records: &StagedBytes) {
         .chain(tree.edge_tiles())
         .map(|tile| (tile.level, tile.index, tile.data))
         .collect();
+    sealed.end
 }
 
 impl Reader {

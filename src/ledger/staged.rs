@@ -54,51 +54,79 @@ impl StagedBytes {
         Ok(&self.bytes[start..])
     }
 
-    /// The entry bundles that hold the records, staged from log position `first` on: the first
-    /// one completes `prefix`, the entries of its records before `first`, and the last may be
-    /// partial.
-    pub(crate) fn bundles(&self, first: u64, prefix: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    /// Seals the records, staged from log position `first` on after `start` (FORMAT.md
+    /// section 2: each record's `prev_chain` written in, in log order, from `start`'s chain
+    /// hash): the entry bundles that hold them, the first completing `start`'s partial bundle
+    /// and the last perhaps partial; each record's Merkle leaf hash; the sealed bytes of the
+    /// records numbered in `copy` (ascending); and where the next batch starts. The staged
+    /// bytes themselves keep their zeros: what the writer's own thread reads of them (the
+    /// rules' view of a record) does not include its place in the chain.
+    pub(crate) fn seal(&self, first: u64, start: &SealedEnd, copy: &[u64]) -> Sealed {
         assert_eq!(
-            codec::BundleEntries::new(prefix).count() as u64,
+            codec::BundleEntries::new(&start.tail).count() as u64,
             first % BUNDLE_RECORDS,
-            "the prefix holds the bundle's records before the batch"
+            "the tail holds the bundle's records before the batch"
         );
         // Each bundle starts at about a full one's size rather than growing to it.
         let average_entry = self.bytes.len() / self.len().max(1) + 2;
         let capacity = average_entry * (BUNDLE_RECORDS as usize + 1);
         let mut bundles = Vec::with_capacity(self.len() / BUNDLE_RECORDS as usize + 2);
+        let mut leaves = Vec::with_capacity(self.len());
+        let mut copies = Vec::with_capacity(copy.len());
+        let mut wanted = copy.iter().copied().peekable();
+        let mut chain = start.chain;
         let mut bundle = Vec::with_capacity(capacity);
-        bundle.extend_from_slice(prefix);
+        bundle.extend_from_slice(&start.tail);
         for (offset, bytes) in self.iter().enumerate() {
-            codec::push_entry(&mut bundle, bytes);
             let seq = first + offset as u64;
+            codec::push_entry(&mut bundle, bytes);
+            let entry_start = bundle.len() - bytes.len();
+            let sealed = &mut bundle[entry_start..];
+            chain = codec::seal(sealed, &chain);
+            leaves.push(codec::leaf_hash(sealed));
+            if wanted.next_if_eq(&seq).is_some() {
+                copies.push(sealed.to_vec());
+            }
             if (seq + 1) % BUNDLE_RECORDS == 0 {
                 let full = std::mem::replace(&mut bundle, Vec::with_capacity(capacity));
                 bundles.push((seq / BUNDLE_RECORDS, full));
             }
         }
-        if !bundle.is_empty() {
+        assert!(
+            wanted.next().is_none(),
+            "every record to copy is one of the batch's, in order"
+        );
+        let tail = if bundle.is_empty() {
+            Vec::new()
+        } else {
             let end = first + self.len() as u64;
+            let tail = bundle.clone();
             bundles.push(((end - 1) / BUNDLE_RECORDS, bundle));
+            tail
+        };
+        Sealed {
+            bundles,
+            leaves,
+            copies,
+            end: SealedEnd { chain, tail },
         }
-        bundles
     }
+}
 
-    /// The last, partial bundle once the records (staged from `first` on, after `prefix`, as
-    /// in [`StagedBytes::bundles`]) are in the log: empty when they end on a bundle boundary.
-    pub(crate) fn tail_bundle(&self, first: u64, prefix: &[u8]) -> Vec<u8> {
-        let end = first + self.len() as u64;
-        let tail_start = end - end % BUNDLE_RECORDS;
-        let mut bundle = Vec::new();
-        if tail_start <= first {
-            bundle.extend_from_slice(prefix);
-        }
-        let skip = usize::try_from(tail_start.saturating_sub(first)).expect("in memory");
-        for bytes in self.iter().skip(skip) {
-            codec::push_entry(&mut bundle, bytes);
-        }
-        bundle
-    }
+/// Where the next batch's sealing starts: the chain hash of the last record before it and the
+/// entries of that record's bundle when the bundle is partial (empty on a bundle boundary).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SealedEnd {
+    pub(crate) chain: [u8; 32],
+    pub(crate) tail: Vec<u8>,
+}
+
+/// A batch's records sealed ([`StagedBytes::seal`]).
+pub(crate) struct Sealed {
+    pub(crate) bundles: Vec<(u64, Vec<u8>)>,
+    pub(crate) leaves: Vec<[u8; 32]>,
+    pub(crate) copies: Vec<Vec<u8>>,
+    pub(crate) end: SealedEnd,
 }
 
 #[cfg(test)]
@@ -129,29 +157,50 @@ mod tests {
         }
     }
 
-    /// Bundles built from staged records are the log's bundles: for batches starting anywhere
-    /// in a bundle and spanning none, one or several boundaries, the prefix's entries and then
-    /// every record in order, 256 to a bundle, numbered by position; the tail is the last
-    /// partial bundle, or nothing on a boundary.
+    /// Sealing staged records gives the log's bytes: for batches starting anywhere in a
+    /// bundle and spanning none, one or several boundaries, the tail's entries and then every
+    /// record in order, each with the chain hash of the one before it, 256 to a bundle,
+    /// numbered by position; each record's leaf hash; the sealed copies asked for; and the
+    /// chain hash of the last record with its partial bundle (nothing on a boundary).
     #[test]
-    fn bundles_frame_the_records_256_to_a_bundle_after_the_prefix() {
+    fn sealing_chains_the_records_and_frames_them_256_to_a_bundle_after_the_tail() {
         let bundle_records = BUNDLE_RECORDS as usize;
-        let records: Vec<Record> = (0..700).map(|seq| entity(seq % 5, "acme")).collect();
-        let encoded: Vec<Vec<u8>> = records
-            .iter()
-            .map(|record| codec::encode_record(record).unwrap())
+        let staged_records: Vec<Record> = (0..700)
+            .map(|seq| Record {
+                prev_chain: [0; 32],
+                ..entity(seq % 5, "acme")
+            })
             .collect();
+        // The log as it should be: each record with the chain hash of the one before, from a
+        // chain hash standing for the records before these.
+        let before = [7u8; 32];
+        let mut chains = vec![before];
+        let mut encoded: Vec<Vec<u8>> = Vec::new();
+        for record in &staged_records {
+            let sealed = Record {
+                prev_chain: *chains.last().unwrap(),
+                ..record.clone()
+            };
+            let bytes = codec::encode_record(&sealed).unwrap();
+            chains.push(codec::chain_hash(&bytes));
+            encoded.push(bytes);
+        }
         for first in [0, 1, 255, 256, 300] {
             for count in [1, 2, 255, 256, 257, 400] {
+                let context = format!("first {first}, count {count}");
                 let mut staged = StagedBytes::default();
-                for record in &records[first..first + count] {
+                for record in &staged_records[first..first + count] {
                     staged.push(record, 1).unwrap();
                 }
                 let bundle_start = first - first % bundle_records;
-                let mut prefix = Vec::new();
+                let mut tail = Vec::new();
                 for bytes in &encoded[bundle_start..first] {
-                    codec::push_entry(&mut prefix, bytes);
+                    codec::push_entry(&mut tail, bytes);
                 }
+                let start = SealedEnd {
+                    chain: chains[first],
+                    tail,
+                };
                 let end = first + count;
                 let expected: Vec<(u64, Vec<u8>)> = (bundle_start..end)
                     .step_by(bundle_records)
@@ -163,18 +212,32 @@ mod tests {
                         ((start / bundle_records) as u64, bundle)
                     })
                     .collect();
-                let bundles = staged.bundles(first as u64, &prefix);
-                assert_eq!(bundles, expected, "first {first}, count {count}");
-                let tail = staged.tail_bundle(first as u64, &prefix);
+                let copy: Vec<u64> = (first..end).step_by(3).map(|seq| seq as u64).collect();
+                let sealed = staged.seal(first as u64, &start, &copy);
+                assert_eq!(sealed.bundles, expected, "{context}");
+                let leaves: Vec<[u8; 32]> = encoded[first..end]
+                    .iter()
+                    .map(|bytes| codec::leaf_hash(bytes))
+                    .collect();
+                assert_eq!(sealed.leaves, leaves, "{context}");
+                let copies: Vec<Vec<u8>> = copy
+                    .iter()
+                    .map(|&seq| encoded[seq as usize].clone())
+                    .collect();
+                assert_eq!(sealed.copies, copies, "{context}");
+                assert_eq!(sealed.end.chain, chains[end], "{context}");
                 if end % bundle_records == 0 {
-                    assert!(tail.is_empty(), "first {first}, count {count}");
+                    assert!(sealed.end.tail.is_empty(), "{context}");
                 } else {
-                    assert_eq!(
-                        tail,
-                        expected.last().unwrap().1,
-                        "first {first}, count {count}"
-                    );
+                    assert_eq!(sealed.end.tail, expected.last().unwrap().1, "{context}");
                 }
+                // The staged bytes keep their zeros.
+                assert!(
+                    staged
+                        .iter()
+                        .all(|bytes| bytes[codec::PREV_CHAIN_BYTES].iter().all(|&b| b == 0)),
+                    "{context}"
+                );
             }
         }
     }
