@@ -130,7 +130,7 @@ pub struct Ledger {
     positions: Vec<Position>,
     /// Where sealing the next batch starts (the last committed record's chain hash and its
     /// partial bundle): staged records carry zeros for `prev_chain`, and a batch's records are
-    /// sealed into their bundles when it is committed ([`StagedBytes::seal`]), on the commit
+    /// sealed into their bundles when it is committed ([`StagedBytes::seal`]), on the sealing
     /// thread for an import, which then keeps its own copy of this.
     sealed_end: SealedEnd,
     pending: Option<Pending>,
@@ -961,9 +961,9 @@ impl Ledger {
             durable.push(self.finish_oldest()?);
         }
         if self.committer.is_none() {
-            // The commit thread builds each batch's bundles, adds its records to its tree
-            // (their leaf hashes and the tiles), sets the head's root and commits; the tree
-            // comes back with each batch made durable.
+            // The sealing thread seals each batch (chain hashes, bundles, leaf hashes and
+            // tiles, the head's root and chain hash) and the writing thread commits it; the
+            // tree and the sealed end come back with each batch made durable.
             let store = Arc::clone(&self.reader.store);
             self.committer = Some(Committer::start(
                 store,
@@ -1190,8 +1190,7 @@ fn seal_batch(
     start: &SealedEnd,
     late: &[(u64, Date)],
 ) -> SealedEnd {
-    let late_seqs: Vec<u64> = late.iter().map(|(seq, _)| *seq).collect();
-    let sealed = records.seal(first, start, &late_seqs);
+    let sealed = records.seal(first, start, late.iter().map(|(seq, _)| *seq));
     batch.bundles = sealed.bundles;
     for ((seq, date), bytes) in late.iter().zip(&sealed.copies) {
         batch.derived_puts.push((

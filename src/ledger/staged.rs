@@ -61,7 +61,12 @@ impl StagedBytes {
     /// records numbered in `copy` (ascending); and where the next batch starts. The staged
     /// bytes themselves keep their zeros: what the writer's own thread reads of them (the
     /// rules' view of a record) does not include its place in the chain.
-    pub(crate) fn seal(&self, first: u64, start: &SealedEnd, copy: &[u64]) -> Sealed {
+    pub(crate) fn seal(
+        &self,
+        first: u64,
+        start: &SealedEnd,
+        copy: impl IntoIterator<Item = u64>,
+    ) -> Sealed {
         assert_eq!(
             codec::BundleEntries::new(&start.tail).count() as u64,
             first % BUNDLE_RECORDS,
@@ -72,8 +77,8 @@ impl StagedBytes {
         let capacity = average_entry * (BUNDLE_RECORDS as usize + 1);
         let mut bundles = Vec::with_capacity(self.len() / BUNDLE_RECORDS as usize + 2);
         let mut leaves = Vec::with_capacity(self.len());
-        let mut copies = Vec::with_capacity(copy.len());
-        let mut wanted = copy.iter().copied().peekable();
+        let mut copies = Vec::new();
+        let mut wanted = copy.into_iter().peekable();
         let mut chain = start.chain;
         let mut bundle = Vec::with_capacity(capacity);
         bundle.extend_from_slice(&start.tail);
@@ -213,7 +218,7 @@ mod tests {
                     })
                     .collect();
                 let copy: Vec<u64> = (first..end).step_by(3).map(|seq| seq as u64).collect();
-                let sealed = staged.seal(first as u64, &start, &copy);
+                let sealed = staged.seal(first as u64, &start, copy.iter().copied());
                 assert_eq!(sealed.bundles, expected, "{context}");
                 let leaves: Vec<[u8; 32]> = encoded[first..end]
                     .iter()
