@@ -808,6 +808,10 @@ pub struct Lines<R> {
     reader: R,
     buffer: Vec<u8>,
     number: u64,
+    /// Bytes consumed from the reader so far.
+    consumed: u64,
+    /// Where the line last returned starts, in bytes from the start of the stream.
+    line_start: u64,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -816,6 +820,8 @@ impl<R: BufRead> Lines<R> {
             reader,
             buffer: Vec::with_capacity(1024),
             number: 0,
+            consumed: 0,
+            line_start: 0,
         }
     }
 
@@ -824,11 +830,18 @@ impl<R: BufRead> Lines<R> {
         &self.reader
     }
 
+    /// Where the line last returned by [`Lines::next_line`] starts, in bytes from the start of
+    /// the stream: its text is that many bytes in, without the line ending.
+    pub fn line_start(&self) -> u64 {
+        self.line_start
+    }
+
     /// The next non-blank line with its 1-based number, or `None` at the end.
     pub fn next_line(&mut self) -> Option<(u64, Result<&str, LineError>)> {
         loop {
             self.buffer.clear();
             self.number += 1;
+            self.line_start = self.consumed;
             let mut too_long = false;
             let mut ended = false;
             loop {
@@ -857,6 +870,7 @@ impl<R: BufRead> Lines<R> {
                     }
                 }
                 self.reader.consume(used);
+                self.consumed += used as u64;
                 if found {
                     break;
                 }
@@ -1023,11 +1037,21 @@ mod tests {
         let text = format!("a\n\n  \nb\r\n{long}\nc");
         let mut lines = Lines::new(text.as_bytes());
         let mut seen = Vec::new();
+        let mut starts = Vec::new();
         while let Some((number, line)) = lines.next_line() {
             seen.push((
                 number,
                 line.map(str::to_string).map_err(|error| error.to_string()),
             ));
+            starts.push(lines.line_start());
+        }
+        // Each line's text is where it starts, without its ending ("\r\n" after "b").
+        assert_eq!(starts, [0, 6, 9, 10 + long.len() as u64]);
+        for (start, (_, line)) in starts.iter().zip(&seen) {
+            if let Ok(line) = line {
+                let start = *start as usize;
+                assert_eq!(&text[start..start + line.len()], line);
+            }
         }
         assert_eq!(seen[0], (1, Ok("a".to_string())));
         assert_eq!(seen[1], (4, Ok("b".to_string())));

@@ -301,3 +301,59 @@ fn an_import_skips_repeated_lines_and_refuses_a_reused_id() {
     );
     assert_eq!(ledger.size_and_root().0, before.0 + 1);
 }
+
+/// `import --keep-going --rejects FILE` records every event it can and copies each refused line
+/// to FILE as the input has it (spacing, field order and all, without its line ending), in
+/// input order, for the operator to fix and import again.
+#[test]
+fn keep_going_records_the_rest_and_copies_each_refused_line_verbatim() {
+    let ledger = TestLedger::with(BASE);
+    let embargoed = r#"{ "country": "CN", "type": "shipment", "id": "S-cn", "effective": "2025-03-01", "exporter": "nvidia", "consignee": "acme", "chip": "H100", "quantity": 10 }"#;
+    let reused = GOOD.replace("\"quantity\":10", "\"quantity\":12");
+    let file = ledger.path("mixed.ndjson");
+    let rejects = ledger.path("rejects.ndjson");
+    let text = [
+        GOOD.to_string(),
+        String::new(),
+        format!("{embargoed}\r"),
+        GOOD.replace("S-ok", "S-ok-2"),
+        reused.clone(),
+        GOOD.replace("S-ok", "S-ok-3"),
+    ]
+    .join("\n")
+        + "\n";
+    std::fs::write(&file, text).unwrap();
+    let before = ledger.size_and_root().0;
+    let run = ledger
+        .run(
+            &[
+                "--format",
+                "json",
+                "import",
+                file.to_str().unwrap(),
+                "--keep-going",
+                "--rejects",
+                rejects.to_str().unwrap(),
+            ],
+            None,
+        )
+        .expect(1);
+    // Progress lines, the summary, then the error that gives the exit code.
+    let summary = run
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|line| line["status"] == "imported")
+        .unwrap();
+    assert_eq!(
+        (&summary["recorded"], &summary["refused"]),
+        (&serde_json::json!(3), &serde_json::json!(2)),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(ledger.size_and_root().0, before + 3);
+    assert_eq!(
+        std::fs::read_to_string(&rejects).unwrap(),
+        format!("{embargoed}\n{reused}\n")
+    );
+}

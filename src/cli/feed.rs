@@ -1,18 +1,21 @@
 //! Reading and parsing an NDJSON file on helper threads, for `import`.
 //!
-//! Bad input must change nothing, so `import` reads its file twice. [`check`] parses every line
-//! on every core and keeps nothing but the first bad line. [`stream`] parses again on one helper
-//! thread, a few blocks ahead of the ledger, and hands the events over in file order: parsing
-//! (a third of an event's cost) then overlaps with deciding and writing.
+//! Bad input must change nothing, so `import` reads its file before it writes anything.
+//! [`check`] parses every line on every core, keeps the first bad line, and encodes every event
+//! into the import's scratch file ([`super::spill`]). [`stream`] then reads the scratch file
+//! back on one helper thread, a few blocks ahead of the ledger, and hands the events over in
+//! file order: decoding them overlaps with deciding and writing, and costs a fraction of
+//! parsing them again.
 
 use std::io::BufRead;
 use std::ops::Range;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::Scope;
 
-use crate::input::{self, Lines, Submission};
+use super::spill::{self, Spill, SpillError, SpillWriter};
+use crate::input::{self, Lines};
 use crate::ledger::HashedSubmission;
 
 /// Lines per block: large enough that a channel hand-over costs nothing per line, small enough
@@ -28,35 +31,55 @@ pub struct BadLine {
     pub message: String,
 }
 
-/// Consecutive lines of the file: their text, and each line's number and span in it.
-struct RawBlock {
-    text: String,
-    lines: Vec<(u64, Range<usize>)>,
+/// Why [`check`] found no events to import.
+#[derive(Debug)]
+pub enum CheckError {
+    /// The first bad line of the file.
+    Bad(BadLine),
+    /// The scratch file could not be written.
+    Spill(SpillError),
 }
 
-/// An event parsed from the file.
+/// Every line of the file checked and parsed.
+pub struct Checked {
+    pub events: u64,
+    pub spill: Spill,
+}
+
+/// Consecutive lines of the file, the `index`th block of it: their text, and each line's
+/// number, start in the file and span in the text.
+struct RawBlock {
+    index: usize,
+    text: String,
+    lines: Vec<(u64, u64, Range<usize>)>,
+}
+
+/// An event read back from the scratch file.
 pub struct Parsed {
     pub number: u64,
-    /// Its line in [`ParsedBlock::text`].
-    pub span: Range<usize>,
+    /// Where the line's text is in the input file, in bytes.
+    pub line: Range<u64>,
+    /// Where its content (`codec::content_bytes`) is in [`ParsedBlock::bytes`].
+    pub content: Range<usize>,
     /// With its event id's index hash, computed here rather than on the ledger's thread.
     pub submission: HashedSubmission,
 }
 
-/// Consecutive events of the file, in order.
+/// Consecutive events of the file, in order, with the scratch bytes they were decoded from.
 pub struct ParsedBlock {
-    pub text: String,
+    pub bytes: Vec<u8>,
     pub events: Vec<Parsed>,
 }
 
-/// Reads the file into blocks of lines and gives each to `send`, which returns false to stop.
-/// `progress` sees the reader after each block, for progress bars.
+/// Reads the file into blocks of lines and gives each to `send`, which returns false to stop;
+/// the number of blocks read. `progress` sees the reader after each block, for progress bars.
 fn read_blocks<R: BufRead>(
     lines: &mut Lines<R>,
     progress: &impl Fn(&Lines<R>),
     mut send: impl FnMut(RawBlock) -> bool,
-) -> Result<(), BadLine> {
+) -> Result<usize, BadLine> {
     let mut block = RawBlock {
+        index: 0,
         text: String::new(),
         lines: Vec::with_capacity(BLOCK_LINES),
     };
@@ -67,36 +90,35 @@ fn read_blocks<R: BufRead>(
         })?;
         let start = block.text.len();
         block.text.push_str(line);
-        block.lines.push((number, start..block.text.len()));
+        block
+            .lines
+            .push((number, lines.line_start(), start..block.text.len()));
         if block.lines.len() == BLOCK_LINES {
             progress(lines);
             // The next block's text starts at about this one's size (an eighth more, so that a
             // slightly longer block does not double it) rather than growing to it.
             let text_bytes = block.text.len() + block.text.len() / 8;
+            let index = block.index + 1;
             let full = std::mem::replace(
                 &mut block,
                 RawBlock {
+                    index,
                     text: String::with_capacity(text_bytes),
                     lines: Vec::with_capacity(BLOCK_LINES),
                 },
             );
             if !send(full) {
-                return Ok(());
+                return Ok(block.index);
             }
         }
     }
     progress(lines);
-    if !block.lines.is_empty() {
-        send(block);
+    if block.lines.is_empty() {
+        return Ok(block.index);
     }
-    Ok(())
-}
-
-fn parse_line(text: &str, number: u64) -> Result<Submission, BadLine> {
-    input::parse_event(text).map_err(|error| BadLine {
-        number,
-        message: error.to_string(),
-    })
+    let blocks = block.index + 1;
+    send(block);
+    Ok(blocks)
 }
 
 /// Keeps the earliest of the bad lines found.
@@ -107,42 +129,69 @@ fn keep_first(slot: &Mutex<Option<BadLine>>, bad: BadLine) {
     }
 }
 
-/// Parses every line of `lines` on `workers` threads; the number of events, or the first bad
-/// line. Blocks are handed out in file order, so when a worker finds a bad line every earlier
-/// block is already taken; a worker skips only blocks after the earliest bad line found so far,
-/// so every earlier block is finished and the earliest bad line found is the file's first.
+/// Parses every line of `lines` on `workers` threads and writes the events to the scratch
+/// `file`; the events, or the first bad line. Blocks are handed out in file order, so when a
+/// worker finds a bad line every earlier block is already taken; a worker skips only blocks
+/// after the earliest bad line found so far, so every earlier block is finished and the
+/// earliest bad line found is the file's first.
 pub fn check<R: BufRead + Send>(
     mut lines: Lines<R>,
     workers: usize,
+    file: std::fs::File,
     progress: impl Fn(&Lines<R>),
-) -> Result<u64, BadLine> {
+) -> Result<Checked, CheckError> {
     let first_bad: Mutex<Option<BadLine>> = Mutex::new(None);
     // The line number of the earliest bad line found so far (`u64::MAX`: none yet).
     let earliest_bad = AtomicU64::new(u64::MAX);
+    let spill_failed: Mutex<Option<SpillError>> = Mutex::new(None);
+    let stopped = AtomicBool::new(false);
     let events = AtomicU64::new(0);
+    let writer = SpillWriter::new(file);
     let (sender, receiver) = sync_channel::<RawBlock>(BLOCKS_AHEAD);
     let receiver = Mutex::new(receiver);
-    std::thread::scope(|scope| {
+    let blocks = std::thread::scope(|scope| {
         let receiver = &receiver;
         let (earliest_bad, first_bad, events) = (&earliest_bad, &first_bad, &events);
+        let (writer, spill_failed, stopped) = (&writer, &spill_failed, &stopped);
         for _ in 0..workers.max(1) {
             scope.spawn(move || {
-                loop {
+                let mut bytes = Vec::new();
+                'blocks: loop {
                     // The lock is held only to take a block, not to parse it.
                     let next = receiver.lock().expect("no thread panics holding it").recv();
                     let Ok(block) = next else { break };
                     // A block taken after a later block failed must still be checked: only
                     // blocks wholly after a bad line already found can be skipped.
-                    let first_line = block.lines.first().map_or(u64::MAX, |(number, _)| *number);
-                    if first_line > earliest_bad.load(Ordering::Relaxed) {
+                    let first_line = block.lines.first().map_or(u64::MAX, |(number, ..)| *number);
+                    if first_line > earliest_bad.load(Ordering::Relaxed)
+                        || stopped.load(Ordering::Relaxed)
+                    {
                         continue;
                     }
-                    for (number, span) in &block.lines {
-                        if let Err(bad) = parse_line(&block.text[span.clone()], *number) {
-                            earliest_bad.fetch_min(*number, Ordering::Relaxed);
-                            keep_first(first_bad, bad);
-                            break;
+                    bytes.clear();
+                    for (number, start, span) in &block.lines {
+                        match input::parse_event(&block.text[span.clone()]) {
+                            Ok(submission) => {
+                                let line = *start..start + span.len() as u64;
+                                spill::push_event(&mut bytes, *number, line, &submission);
+                            }
+                            Err(error) => {
+                                earliest_bad.fetch_min(*number, Ordering::Relaxed);
+                                let message = error.to_string();
+                                keep_first(
+                                    first_bad,
+                                    BadLine {
+                                        number: *number,
+                                        message,
+                                    },
+                                );
+                                continue 'blocks;
+                            }
                         }
+                    }
+                    if let Err(error) = writer.write_block(block.index, &bytes) {
+                        stopped.store(true, Ordering::Relaxed);
+                        *spill_failed.lock().expect("no thread panics holding it") = Some(error);
                     }
                     events.fetch_add(block.lines.len() as u64, Ordering::Relaxed);
                 }
@@ -150,56 +199,69 @@ pub fn check<R: BufRead + Send>(
         }
         let read = read_blocks(&mut lines, &progress, |block| {
             // Blocks not read yet all come after any bad line found.
-            earliest_bad.load(Ordering::Relaxed) == u64::MAX && sender.send(block).is_ok()
+            earliest_bad.load(Ordering::Relaxed) == u64::MAX
+                && !stopped.load(Ordering::Relaxed)
+                && sender.send(block).is_ok()
         });
         drop(sender);
-        if let Err(bad) = read {
-            keep_first(first_bad, bad);
-        }
+        read.inspect_err(|bad| keep_first(first_bad, bad.clone()))
     });
-    match first_bad.into_inner().expect("the workers have finished") {
-        Some(bad) => Err(bad),
-        None => Ok(events.into_inner()),
+    if let Some(error) = spill_failed
+        .into_inner()
+        .expect("the workers have finished")
+    {
+        return Err(CheckError::Spill(error));
+    }
+    match (
+        first_bad.into_inner().expect("the workers have finished"),
+        blocks,
+    ) {
+        (Some(bad), _) => Err(CheckError::Bad(bad)),
+        (None, Ok(blocks)) => Ok(Checked {
+            events: events.into_inner(),
+            spill: writer.finish(blocks),
+        }),
+        (None, Err(_)) => unreachable!("a bad line read is kept"),
     }
 }
 
-/// Starts a thread that parses `lines` block by block, a few blocks ahead of the receiver. It
-/// stops at the first bad line (sending it) or when the receiver is dropped.
-pub fn stream<'scope, R: BufRead + Send + 'scope>(
+/// Starts a thread that reads the scratch file back block by block, a few blocks ahead of the
+/// receiver, and decodes the events. It stops at the end, at the first block it cannot read
+/// back (sending the error), or when the receiver is dropped. `progress` sees how far into the
+/// input file each block ends, for progress bars.
+pub fn stream<'scope>(
     scope: &'scope Scope<'scope, '_>,
-    mut lines: Lines<R>,
-    progress: impl Fn(&Lines<R>) + Send + 'scope,
-) -> Receiver<Result<ParsedBlock, BadLine>> {
+    spill: &'scope Spill,
+    progress: impl Fn(u64) + Send + 'scope,
+) -> Receiver<Result<ParsedBlock, SpillError>> {
     let (sender, receiver) = sync_channel(BLOCKS_AHEAD);
     scope.spawn(move || {
-        let send_parsed = |sender: &SyncSender<Result<ParsedBlock, BadLine>>, block: RawBlock| {
-            let mut events = Vec::with_capacity(block.lines.len());
-            for (number, span) in block.lines {
-                match parse_line(&block.text[span.clone()], number) {
-                    Ok(submission) => events.push(Parsed {
+        for index in 0..spill.blocks() {
+            let block = spill.read_block(index).and_then(|bytes| {
+                let mut events = Vec::with_capacity(BLOCK_LINES);
+                for event in spill::events(&bytes) {
+                    let spill::Spilled {
                         number,
-                        span,
+                        line,
+                        content,
+                        submission,
+                    } = event?;
+                    events.push(Parsed {
+                        number,
+                        line,
+                        content,
                         submission: HashedSubmission::new(submission),
-                    }),
-                    Err(bad) => {
-                        // The events before it first, then the bad line.
-                        let text = block.text;
-                        let _ = sender.send(Ok(ParsedBlock { text, events }));
-                        let _ = sender.send(Err(bad));
-                        return false;
-                    }
+                    });
                 }
+                Ok(ParsedBlock { bytes, events })
+            });
+            let failed = block.is_err();
+            if let Ok(block) = &block {
+                progress(block.events.last().map_or(0, |event| event.line.end));
             }
-            sender
-                .send(Ok(ParsedBlock {
-                    text: block.text,
-                    events,
-                }))
-                .is_ok()
-        };
-        let read = read_blocks(&mut lines, &progress, |block| send_parsed(&sender, block));
-        if let Err(bad) = read {
-            let _ = sender.send(Err(bad));
+            if sender.send(block).is_err() || failed {
+                return;
+            }
         }
     });
     receiver
@@ -228,19 +290,24 @@ mod tests {
             .collect()
     }
 
+    fn check_file(text: &str, workers: usize) -> Result<Checked, CheckError> {
+        check(lines(text), workers, tempfile::tempfile().unwrap(), |_| {})
+    }
+
     #[test]
     fn check_counts_every_event_or_names_the_first_bad_line_whatever_the_workers() {
         for workers in [1, 2, 3] {
             let count = BLOCK_LINES * 3 + 17;
-            assert_eq!(
-                check(lines(&file(&[], count)), workers, |_| {}),
-                Ok(count as u64)
-            );
+            let checked = check_file(&file(&[], count), workers).unwrap();
+            assert_eq!(checked.events, count as u64);
+            assert_eq!(checked.spill.blocks(), 4);
             // Bad lines in several blocks: the earliest is reported, never a later one, even
             // when a worker finishes a later block first (a race: try it several times).
             let text = file(&[BLOCK_LINES * 2 + 5, BLOCK_LINES + 9, 9_000], count);
             for round in 0..10 {
-                let bad = check(lines(&text), workers, |_| {}).unwrap_err();
+                let Err(CheckError::Bad(bad)) = check_file(&text, workers) else {
+                    panic!("{workers} workers, round {round}: no bad line found");
+                };
                 assert_eq!(
                     bad.number,
                     BLOCK_LINES as u64 + 9,
@@ -251,32 +318,62 @@ mod tests {
     }
 
     #[test]
-    fn stream_hands_over_every_event_in_order_then_the_bad_line() {
-        let count = BLOCK_LINES * 2 + 3;
-        let bad_at = BLOCK_LINES + 2;
-        std::thread::scope(|scope| {
-            let receiver = stream(scope, lines(&file(&[bad_at], count)), |_| {});
-            let mut numbers = Vec::new();
-            let mut bad = None;
-            for block in receiver {
-                match block {
-                    Ok(block) => {
-                        for event in block.events {
-                            assert_eq!(
-                                event.submission.submission().event.id.as_str(),
-                                format!("C-{}", event.number)
-                            );
-                            assert!(
-                                block.text[event.span].contains(&format!("C-{}", event.number))
-                            );
-                            numbers.push(event.number);
-                        }
+    fn stream_hands_back_every_checked_event_in_order_with_its_line() {
+        // Blank lines and a line ending in "\r\n": numbers and places are the file's.
+        let mut text = file(&[], BLOCK_LINES * 2 + 3);
+        text.insert_str(0, "\n  \n");
+        text = text.replacen("\"}\n", "\"}\r\n", 7);
+        for workers in [1, 2, 3] {
+            let checked = check_file(&text, workers).unwrap();
+            assert_eq!(checked.events, BLOCK_LINES as u64 * 2 + 3);
+            let positions = Mutex::new(Vec::new());
+            let positions = &positions;
+            std::thread::scope(|scope| {
+                let receiver = stream(scope, &checked.spill, move |position| {
+                    positions.lock().unwrap().push(position)
+                });
+                let mut numbers = Vec::new();
+                for block in receiver {
+                    let block = block.unwrap();
+                    for event in block.events {
+                        let line = &text[event.line.start as usize..event.line.end as usize];
+                        let parsed = input::parse_event(line).unwrap();
+                        assert_eq!(event.submission.submission(), &parsed);
+                        assert_eq!(
+                            &block.bytes[event.content],
+                            crate::codec::content_bytes(parsed.effective, &parsed.event)
+                        );
+                        assert_eq!(
+                            line,
+                            format!(
+                                "{}",
+                                GOOD.replace("C-1", &format!("C-{}", event.number - 2))
+                            )
+                        );
+                        numbers.push(event.number);
                     }
-                    Err(line) => bad = Some(line.number),
                 }
-            }
-            assert_eq!(numbers, (1..bad_at as u64).collect::<Vec<_>>());
-            assert_eq!(bad, Some(bad_at as u64));
-        });
+                assert_eq!(numbers, (3..BLOCK_LINES as u64 * 2 + 6).collect::<Vec<_>>());
+                let positions = positions.lock().unwrap();
+                assert_eq!(positions.len(), 3);
+                assert_eq!(*positions.last().unwrap() as usize, text.trim_end().len());
+            });
+        }
+    }
+
+    #[test]
+    fn a_damaged_scratch_block_is_an_error_not_an_event() {
+        let mut block = Vec::new();
+        let submission = input::parse_event(GOOD).unwrap();
+        spill::push_event(&mut block, 1, 0..GOOD.len() as u64, &submission);
+        assert_eq!(spill::events(&block).count(), 1);
+        for cut in 0..block.len() {
+            let events: Vec<_> = spill::events(&block[..cut]).collect();
+            // Nothing from nothing; from any part of an event, one error and no event.
+            assert_eq!(events.len(), usize::from(cut > 0), "cut at {cut}");
+            assert!(events.iter().all(Result::is_err), "cut at {cut}");
+        }
+        block[30] ^= 0xff;
+        assert!(spill::events(&block).next().unwrap().is_err());
     }
 }

@@ -6,6 +6,7 @@ pub mod output;
 pub mod proof;
 pub mod read;
 pub mod report;
+pub mod spill;
 pub mod write;
 
 use std::path::PathBuf;

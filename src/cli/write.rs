@@ -8,8 +8,8 @@ use std::time::Instant as Clock;
 use serde_json::json;
 
 use super::output::{self, Style, paint};
-use super::{Context, Format, feed};
-use crate::codec::{Outcome, Record};
+use super::{Context, Format, feed, spill};
+use crate::codec::{Outcome, Record, content_bytes};
 use crate::error::Error;
 use crate::input::{self, Lines, Submission};
 use crate::ledger::{Admitted, Ledger, Staged};
@@ -343,12 +343,19 @@ fn open_lines(file: &Path) -> Result<Lines<BufReader<Counted<File>>>, Error> {
     )))
 }
 
-/// Checks every line of the file for bad input, so that a malformed line changes nothing.
-fn check_syntax(context: &Context, file: &Path, total: u64) -> Result<u64, Error> {
+/// Checks every line of the file for bad input, so that a malformed line changes nothing, and
+/// keeps the parsed events in a scratch file in the ledger's directory for the import.
+fn check_syntax(context: &Context, file: &Path, total: u64) -> Result<feed::Checked, Error> {
     let source = file.display().to_string();
+    let scratch = tempfile::tempfile_in(&context.ledger).map_err(|error| {
+        Error::Store(StoreError::Io(format!(
+            "cannot create the import's scratch file in {}: {error}",
+            context.ledger.display()
+        )))
+    })?;
     let bar = progress(context, total, "checking");
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let checked = feed::check(open_lines(file)?, workers, |lines| {
+    let checked = feed::check(open_lines(file)?, workers, scratch, |lines| {
         if let Some(bar) = &bar {
             bar.set_position(lines.get_ref().get_ref().bytes);
         }
@@ -356,7 +363,41 @@ fn check_syntax(context: &Context, file: &Path, total: u64) -> Result<u64, Error
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    checked.map_err(|bad| Error::input(place(&source, bad.number), bad.message))
+    checked.map_err(|error| match error {
+        feed::CheckError::Bad(bad) => Error::input(place(&source, bad.number), bad.message),
+        feed::CheckError::Spill(error) => scratch_error(error),
+    })
+}
+
+fn scratch_error(error: spill::SpillError) -> Error {
+    Error::Store(StoreError::Io(error.to_string()))
+}
+
+/// Copies a refused line to the rejects file, read again from the input at `line`. Its content
+/// must be what was checked and refused (`content`), or the input changed during the import.
+fn write_reject(
+    out: &mut impl Write,
+    input: &File,
+    place: &str,
+    line: std::ops::Range<u64>,
+    content: &[u8],
+) -> Result<(), Error> {
+    use std::os::unix::fs::FileExt;
+    let mut text = vec![0; (line.end - line.start) as usize];
+    let same = input.read_exact_at(&mut text, line.start).is_ok()
+        && std::str::from_utf8(&text)
+            .ok()
+            .and_then(|text| input::parse_event(text).ok())
+            .is_some_and(|again| content_bytes(again.effective, &again.event) == content);
+    if !same {
+        return Err(Error::input(
+            place,
+            "the file changed during the import: the refused line cannot be copied to the rejects file",
+        ));
+    }
+    out.write_all(&text)
+        .and_then(|()| out.write_all(b"\n"))
+        .map_err(Error::Output)
 }
 
 /// What an import did, line by line.
@@ -386,7 +427,7 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
         .len();
     let mut ledger = Ledger::open(&context.ledger)?;
     timings.step("open");
-    let events = check_syntax(context, file, total)?;
+    let feed::Checked { events, spill } = check_syntax(context, file, total)?;
     timings.step("check");
     ledger.reserve(events);
     let mut rejects_file = match rejects {
@@ -398,25 +439,25 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
     let h100_tpp = ledger.reader().params().h100_tpp();
     let bar = progress(context, total, "importing");
     let mut tally = Tally::default();
-    let lines = open_lines(file)?;
+    // Only to copy refused lines to the rejects file.
+    let input = match rejects {
+        Some(_) => Some(
+            File::open(file)
+                .map_err(|error| Error::input(&source, format!("cannot open: {error}")))?,
+        ),
+        None => None,
+    };
     let bar_for_reader = bar.clone();
     // The last line of each batch being made durable in the background, oldest first.
     let mut in_flight: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
     std::thread::scope(|scope| -> Result<(), Error> {
-        let blocks = feed::stream(scope, lines, move |lines| {
+        let blocks = feed::stream(scope, &spill, move |position| {
             if let Some(bar) = &bar_for_reader {
-                bar.set_position(lines.get_ref().get_ref().bytes);
+                bar.set_position(position);
             }
         });
         'blocks: for block in blocks {
-            // A bad line here means the file changed since it was checked.
-            let block = block.map_err(|bad| {
-                Error::input(
-                    place(&source, bad.number),
-                    format!("{} (the file changed during the import)", bad.message),
-                )
-            })?;
-            let feed::ParsedBlock { text, events } = block;
+            let feed::ParsedBlock { bytes, events } = block.map_err(scratch_error)?;
             let id_hashes: Vec<u64> = events
                 .iter()
                 .map(|event| event.submission.id_hash())
@@ -426,23 +467,29 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
                     let next = position..(position + WARM_EVENTS).min(id_hashes.len());
                     ledger.warm_ids(id_hashes[next].iter().copied());
                 }
-                tally.last_line = event.number;
-                match ledger.submit_hashed(event.submission, context.now)? {
+                let feed::Parsed {
+                    number,
+                    line,
+                    content,
+                    submission,
+                } = event;
+                tally.last_line = number;
+                match ledger.submit_hashed(submission, context.now)? {
                     Ok(Staged::Recorded(_)) => tally.recorded += 1,
                     Ok(Staged::AlreadyRecorded(_)) => tally.skipped += 1,
                     Err(refusal) => {
                         tally.refused += 1;
                         *tally.by_code.entry(refusal.code.as_str()).or_default() += 1;
                         if !keep_going {
-                            tally.stop = Some((event.number, refusal));
+                            tally.stop = Some((number, refusal));
                             break 'blocks;
                         }
-                        if let Some(out) = rejects_file.as_mut() {
-                            writeln!(out, "{}", &text[event.span.clone()])
-                                .map_err(Error::Output)?;
+                        if let (Some(out), Some(input)) = (rejects_file.as_mut(), &input) {
+                            let place = place(&source, number);
+                            write_reject(out, input, &place, line, &bytes[content])?;
                         }
                         if tally.shown < 10 && !context.quiet && context.format == Format::Table {
-                            eprintln!("{}: {refusal}", place(&source, event.number));
+                            eprintln!("{}: {refusal}", place(&source, number));
                             tally.shown += 1;
                         }
                     }
@@ -454,7 +501,7 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
                         let line = in_flight.pop_front().expect("a batch was handed over");
                         acknowledge(context, line, size)?;
                     }
-                    in_flight.push_back(event.number);
+                    in_flight.push_back(number);
                 }
             }
         }
@@ -553,4 +600,35 @@ fn acknowledge(context: &Context, line: u64, size: u64) -> Result<(), Error> {
 
 pub fn demo(context: &Context, dir: Option<&Path>) -> Result<(), Error> {
     crate::demo::run(context, dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_line_is_copied_only_if_the_input_still_holds_what_was_checked() {
+        let line =
+            r#"{"type":"aia_certification","id":"C-1","effective":"2025-02-01","entity":"acme"}"#;
+        let mut input = tempfile::tempfile().unwrap();
+        write!(input, "\n{line}\r\n").unwrap();
+        let checked = input::parse_event(line).unwrap();
+        let content = content_bytes(checked.effective, &checked.event);
+        let place = 1..1 + line.len() as u64;
+        let mut out = Vec::new();
+        write_reject(&mut out, &input, "f line 2", place.clone(), &content).unwrap();
+        assert_eq!(out, format!("{line}\n").into_bytes());
+        // The same line now says another date, or the file is shorter: nothing is copied.
+        let other = input::parse_event(&line.replace("02-01", "02-02")).unwrap();
+        let other = content_bytes(other.effective, &other.event);
+        let mut out = Vec::new();
+        let error = write_reject(&mut out, &input, "f line 2", place.clone(), &other).unwrap_err();
+        assert!(
+            error.to_string().contains("f line 2: the file changed"),
+            "{error}"
+        );
+        input.set_len(10).unwrap();
+        assert!(write_reject(&mut out, &input, "f line 2", place, &content).is_err());
+        assert!(out.is_empty());
+    }
 }

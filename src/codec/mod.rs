@@ -471,12 +471,19 @@ pub fn content_bytes(effective: Date, event: &Event) -> Vec<u8> {
 
 /// Encodes any value with the canonical configuration (used for derived data and digests).
 pub fn to_bytes<T: bincode::Encode>(value: &T) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    append_bytes(value, &mut bytes);
+    bytes
+}
+
+/// Appends `value`'s canonical encoding to `bytes`, as [`to_bytes`] encodes it.
+pub fn append_bytes<T: bincode::Encode>(value: &T, bytes: &mut Vec<u8>) {
     // One pass, the vector growing as it goes: `bincode::encode_to_vec` encodes everything
     // twice, once only to count the bytes, and a state snapshot's encoding sorts every map.
-    let mut growing = Growing(Vec::new());
+    let mut growing = Growing(std::mem::take(bytes));
     bincode::encode_into_writer(value, &mut growing, config())
         .expect("encoding to a Vec cannot fail");
-    growing.0
+    *bytes = growing.0;
 }
 
 /// Whether `value`'s canonical encoding is exactly `bytes`. Compares as the bytes come,
