@@ -217,6 +217,19 @@ fn round(number: u64, tally: &mut Tally) {
         }
     }
 
+    // However the writer died, it left nothing beside the ledger: the import's scratch file
+    // has no name, so the directory holds what `init` made and nothing else.
+    let mut names: Vec<String> = std::fs::read_dir(&ledger.dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["signing.key", "store", "verifier.key"],
+        "round {number}"
+    );
+
     // The ledger opens and verifies; the log is a prefix of the input holding every
     // acknowledged event, and nothing half-written.
     ledger.run(&["verify"], None).expect(0);

@@ -144,6 +144,9 @@ pub struct Ledger {
     /// How long this handle has waited for background commits to finish (`--timings`).
     commit_wait: std::time::Duration,
     recording_days: RecordingDays,
+    /// The buffer of a batch made durable, emptied, for the next batch to stage into: a new
+    /// one of a batch's size (a few MB) was mapped and its pages faulted in afresh each time.
+    spare_records: Option<StagedBytes>,
 }
 
 /// Batches an import may have handed to the commit threads and not yet seen durable. With one,
@@ -460,6 +463,7 @@ impl Ledger {
         Ok(Ledger {
             committer: None,
             commit_wait: std::time::Duration::ZERO,
+            spare_records: None,
             last_snapshot,
             positions: reader.positions.clone(),
             working: head,
@@ -602,14 +606,15 @@ impl Ledger {
             return;
         }
         let bundles = self.positions.len();
-        // An import's previous batch, still in flight, sizes the buffer.
-        let records = self
-            .committer
-            .as_ref()
-            .and_then(|committer| committer.batches.back())
-            .map_or_else(StagedBytes::default, |in_flight| {
-                StagedBytes::like(&in_flight.records)
-            });
+        // A committed batch's buffer, or one sized by an import's batch still in flight.
+        let records = self.spare_records.take().unwrap_or_else(|| {
+            self.committer
+                .as_ref()
+                .and_then(|committer| committer.batches.back())
+                .map_or_else(StagedBytes::default, |in_flight| {
+                    StagedBytes::like(&in_flight.records)
+                })
+        });
         self.pending = Some(Pending {
             records,
             positions_before: (bundles, self.positions.last().copied()),
@@ -1083,6 +1088,11 @@ impl Ledger {
         self.reader.invalidate_from(first / BUNDLE_RECORDS);
         self.reader.head = head;
         self.reader.positions = in_flight.positions;
+        // The commit threads have let go of the batch's records once it is durable.
+        if let Ok(mut records) = Arc::try_unwrap(in_flight.records) {
+            records.clear();
+            self.spare_records = Some(records);
+        }
         Ok(size)
     }
 

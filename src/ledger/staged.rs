@@ -24,6 +24,12 @@ impl StagedBytes {
         }
     }
 
+    /// Empties the buffer, keeping its memory for the next batch.
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
     }
