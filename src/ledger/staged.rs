@@ -3,8 +3,8 @@
 //! An import stages ten thousand records per batch. Kept as one vector each, every record cost
 //! an allocation when it was encoded and a free after its batch was committed, ten thousand
 //! frees at a time that glibc merges chunk by chunk: 6% of the deciding thread's samples
-//! (tools/bench/PROFILE.md, goal 1). Here a batch's records share one buffer, sized from the
-//! batch before.
+//! (tools/bench/PROFILE.md, goal 1). Here a batch's records share one buffer: that of the last
+//! batch made durable, emptied, or else one sized from the batch before.
 
 use crate::codec::{self, BUNDLE_RECORDS, CodecError, Record};
 
