@@ -392,7 +392,8 @@ fn write_reject(
     if !same {
         return Err(Error::input(
             place,
-            "the file changed during the import: the refused line cannot be copied to the rejects file",
+            "the file changed during the import, so the refused line cannot be copied to the rejects \
+             file; events before it may be recorded, and importing the file again skips those",
         ));
     }
     out.write_all(&text)
