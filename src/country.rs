@@ -39,8 +39,16 @@ const ASSIGNED_TABLE: [bool; 676] = {
 pub const ASSIGNED_COUNT: usize = 249;
 
 /// An officially assigned ISO 3166-1 alpha-2 code, stored as its two ASCII bytes.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Country([u8; 2]);
+
+/// One 16-bit write: the derived hash of a two-byte array writes its length too, and countries
+/// key the maps the rules look into for nearly every event.
+impl std::hash::Hash for Country {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u16(u16::from_le_bytes(self.0));
+    }
+}
 
 impl Country {
     /// Parses a code, accepting only an assigned code in uppercase.

@@ -49,7 +49,7 @@ fn fail(seq: u64, message: impl Into<String>) -> Failure {
 /// check) and its subjects, its chain hash and its Merkle leaf hash. It is about half of a
 /// replay's work, so an audit of the store computes it on a helper thread ahead of [`Replay`].
 pub struct Decoded {
-    record: Result<(Record, Vec<Subject>), codec::CodecError>,
+    record: Result<(Record, codec::Subjects), codec::CodecError>,
     /// The id index's hash of the record's event id; 0 if the record does not decode.
     id_hash: u64,
     chain: [u8; 32],

@@ -198,42 +198,52 @@ impl Record {
     /// exporter of a shipment is listed because an exporter's compliance report must show its
     /// exports. A void concerns what its target concerned.
     pub fn subjects(&self) -> Vec<Subject> {
+        self.few_subjects().into_vec()
+    }
+
+    /// [`Record::subjects`] without an allocation (an event has at most four): what staging
+    /// a record uses, for every record an import writes.
+    pub fn few_subjects(&self) -> Subjects {
         let mut subjects = match (&self.event.body, &self.outcome) {
             (Body::Void(_), Outcome::Void(void)) => body_subjects(&void.target_event.body),
-            (Body::VeuRevoke(revoke), Outcome::Revoke(outcome)) => vec![
+            (Body::VeuRevoke(revoke), Outcome::Revoke(outcome)) => smallvec::smallvec![
                 Subject::Entity(outcome.holder.clone()),
                 Subject::Veu(revoke.veu.clone()),
             ],
             (body, _) => body_subjects(body),
         };
-        subjects.sort();
+        subjects.sort_unstable();
         subjects.dedup();
         subjects
     }
 }
 
-fn body_subjects(body: &Body) -> Vec<Subject> {
+/// A record's subjects, held inline.
+pub type Subjects = smallvec::SmallVec<[Subject; 4]>;
+
+fn body_subjects(body: &Body) -> Subjects {
     use Subject::{Chip, Country as C, Entity, Tiers, Veu};
+    use smallvec::smallvec;
     match body {
-        Body::Genesis(_) | Body::Commitment(_) | Body::Void(_) => vec![],
-        Body::Entity(event) => vec![Entity(event.entity.clone())],
-        Body::ChipModel(event) => vec![Chip(event.chip.clone())],
-        Body::TierChange(event) => vec![C(event.country), Tiers],
-        Body::AllocationChange(event) => vec![C(event.country)],
-        Body::VeuGrant(event) => vec![Entity(event.entity.clone()), Veu(event.veu.clone())],
+        Body::Genesis(_) | Body::Commitment(_) | Body::Void(_) => Subjects::new(),
+        Body::Entity(event) => smallvec![Entity(event.entity.clone())],
+        Body::ChipModel(event) => smallvec![Chip(event.chip.clone())],
+        Body::TierChange(event) => smallvec![C(event.country), Tiers],
+        Body::AllocationChange(event) => smallvec![C(event.country)],
+        Body::VeuGrant(event) => smallvec![Entity(event.entity.clone()), Veu(event.veu.clone())],
         // The holder is not in the event; `subjects` takes it from the revoke's outcome.
-        Body::VeuRevoke(event) => vec![Veu(event.veu.clone())],
-        Body::AiaCertification(event) => vec![Entity(event.entity.clone())],
+        Body::VeuRevoke(event) => smallvec![Veu(event.veu.clone())],
+        Body::AiaCertification(event) => smallvec![Entity(event.entity.clone())],
         Body::Inventory(event) | Body::Decommission(event) => {
-            vec![Entity(event.entity.clone()), C(event.country)]
+            smallvec![Entity(event.entity.clone()), C(event.country)]
         }
-        Body::Shipment(event) => vec![
+        Body::Shipment(event) => smallvec![
             Entity(event.exporter.clone()),
             Entity(event.consignee.clone()),
             C(event.country),
         ],
         Body::Transfer(event) => {
-            let mut subjects = vec![
+            let mut subjects: Subjects = smallvec![
                 Entity(event.entity.clone()),
                 C(event.from_country),
                 C(event.to_country),
@@ -243,7 +253,7 @@ fn body_subjects(body: &Body) -> Vec<Subject> {
             }
             subjects
         }
-        Body::WeightsHosting(event) => vec![Entity(event.entity.clone()), C(event.country)],
+        Body::WeightsHosting(event) => smallvec![Entity(event.entity.clone()), C(event.country)],
     }
 }
 
@@ -337,9 +347,9 @@ pub fn decode_record(bytes: &[u8]) -> Result<Record, CodecError> {
 }
 
 /// [`decode_record`], with the record's subjects (computed to check its back-links anyway).
-pub fn decode_record_subjects(bytes: &[u8]) -> Result<(Record, Vec<Subject>), CodecError> {
+pub fn decode_record_subjects(bytes: &[u8]) -> Result<(Record, Subjects), CodecError> {
     let record = decode_stored_record(bytes)?;
-    let subjects = record.subjects();
+    let subjects = record.few_subjects();
     if record.links.len() != subjects.len() {
         return Err(CodecError::LinksMismatch {
             links: record.links.len(),

@@ -844,7 +844,7 @@ impl Ledger {
     fn stage(&mut self, mut record: Record, key: TimelineKey, id_hash: u64) -> Result<u64, Error> {
         debug_assert_eq!(id_hash, index::id_hash(&record.event.id));
         let pending = self.pending.as_mut().expect("a batch is open");
-        let subjects = record.subjects();
+        let subjects = record.few_subjects();
         record.links = self.links.link_subjects(record.seq, &subjects);
         let bytes = match pending.records.push(&record, subjects.len()) {
             Ok(bytes) => bytes,

@@ -215,7 +215,7 @@ impl Window {
     }
 
     /// The record at `index`, decoded from its bytes, with its subjects.
-    fn decode(&self, index: usize) -> (Record, Vec<Subject>) {
+    fn decode(&self, index: usize) -> (Record, codec::Subjects) {
         let span = self.span(index, self.bytes_first, |entry| entry.bytes_end);
         let bytes: Vec<u8> = self.bytes.range(span).copied().collect();
         // The bytes were encoded by the writer or decoded by the verifier before they came in.
@@ -424,7 +424,7 @@ impl Window {
                 debug_assert!(reads.concerns(&record, &subjects));
                 Later {
                     record: Arc::new(record),
-                    subjects: subjects.into(),
+                    subjects: subjects.into_vec().into(),
                 }
             })
             .collect();

@@ -909,7 +909,8 @@ impl<'a> Checker<'a> {
         if !self.owners.entity(holder) || !self.facts.has_universal_veu(holder, self.date) {
             return Ok(());
         }
-        let before = self.counters.entity(holder).cloned().unwrap_or_default();
+        let nothing = EntityTpp::default();
+        let before = self.counters.entity(holder).unwrap_or(&nothing);
         let mut after = before.clone();
         for (country, amount, arriving) in changes {
             let held = after.in_country(*country);
@@ -924,7 +925,7 @@ impl<'a> Checker<'a> {
                 Err(index) => after.by_country.insert(index, (*country, new)),
             }
         }
-        self.uveu_ratios(holder, &before, &after)
+        self.uveu_ratios(holder, before, &after)
     }
 
     fn uveu_ratios(
@@ -950,7 +951,21 @@ impl<'a> Checker<'a> {
             format!("{}.{:02}%", basis_points / 100, basis_points % 100)
         };
         let min_share = ruleset.uveu_tier_one_share_min;
-        let t1_after = tier_one(after);
+        let max_share = ruleset.uveu_country_share_max;
+        // One pass, each country's tier looked up once: the share in Tier 1, and the first
+        // country outside Tier 1 over its limit, which is refused only if the Tier 1 share holds.
+        let mut t1_after = 0;
+        let mut over_share = None;
+        for (country, held) in &after.by_country {
+            if self.facts.tier(*country, self.date) == Tier::One {
+                t1_after += held;
+            } else if over_share.is_none()
+                && u128::from(max_share.denominator) * u128::from(*held)
+                    > u128::from(max_share.numerator) * u128::from(total)
+            {
+                over_share = Some((*country, *held));
+            }
+        }
         if u128::from(min_share.denominator) * u128::from(t1_after)
             < u128::from(min_share.numerator) * u128::from(total)
         {
@@ -977,37 +992,29 @@ impl<'a> Checker<'a> {
                 },
             ));
         }
-        let max_share = ruleset.uveu_country_share_max;
-        for (country, held) in &after.by_country {
-            if self.facts.tier(*country, self.date) == Tier::One {
-                continue;
-            }
-            if u128::from(max_share.denominator) * u128::from(*held)
-                > u128::from(max_share.numerator) * u128::from(total)
-            {
-                let allowed = floor_share(total, max_share.numerator, max_share.denominator);
-                return Err(self.refuse_with(
-                    Code::UveuCountryShare,
-                    format!(
-                        "{} would put {} of {holder}'s {} in {country} ({}), over the universal \
-                         VEU limit of {}/{} for one non-Tier-1 country ({}) by {}",
-                        self.what(),
-                        self.tpp(*held),
-                        self.tpp(total),
-                        share(*held),
-                        max_share.numerator,
-                        max_share.denominator,
-                        self.tpp(allowed),
-                        self.tpp(held - allowed)
-                    ),
-                    Figures {
-                        before_tpp: before.in_country(*country),
-                        after_tpp: *held,
-                        limit_tpp: allowed,
-                        excess_tpp: held - allowed,
-                    },
-                ));
-            }
+        if let Some((country, held)) = over_share {
+            let allowed = floor_share(total, max_share.numerator, max_share.denominator);
+            return Err(self.refuse_with(
+                Code::UveuCountryShare,
+                format!(
+                    "{} would put {} of {holder}'s {} in {country} ({}), over the universal VEU \
+                     limit of {}/{} for one non-Tier-1 country ({}) by {}",
+                    self.what(),
+                    self.tpp(held),
+                    self.tpp(total),
+                    share(held),
+                    max_share.numerator,
+                    max_share.denominator,
+                    self.tpp(allowed),
+                    self.tpp(held - allowed)
+                ),
+                Figures {
+                    before_tpp: before.in_country(country),
+                    after_tpp: held,
+                    limit_tpp: allowed,
+                    excess_tpp: held - allowed,
+                },
+            ));
         }
         let home = ruleset.uveu_home_country;
         let own_hq = self.facts.entities.get(holder).map(|fact| fact.hq);
@@ -1075,8 +1082,9 @@ impl<'a> Checker<'a> {
             }
         }
         if scope == Scope::Universal && self.owners.entity(holder) {
-            let current = self.counters.entity(holder).cloned().unwrap_or_default();
-            return self.uveu_ratios(holder, &current, &current);
+            let nothing = EntityTpp::default();
+            let current = self.counters.entity(holder).unwrap_or(&nothing);
+            return self.uveu_ratios(holder, current, current);
         }
         Ok(())
     }
