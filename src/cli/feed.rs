@@ -2,8 +2,8 @@
 //!
 //! Bad input must change nothing, so `import` reads its file before it writes anything.
 //! [`check`] parses every line on every core, keeps the first bad line, and encodes every event
-//! into the import's scratch file ([`super::spill`]). [`stream`] then reads the scratch file
-//! back on one helper thread, a few blocks ahead of the ledger, and hands the events over in
+//! into the import's scratch files ([`super::spill`]). [`stream`] then reads them back on one
+//! helper thread, a few blocks ahead of the ledger, and hands the events over in
 //! file order: decoding them overlaps with deciding and writing, and costs a fraction of
 //! parsing them again.
 
@@ -36,7 +36,7 @@ pub struct BadLine {
 pub enum CheckError {
     /// The first bad line of the file.
     Bad(BadLine),
-    /// The scratch file could not be written.
+    /// The scratch files could not be written.
     Spill(SpillError),
 }
 
@@ -54,7 +54,7 @@ struct RawBlock {
     lines: Vec<(u64, u64, Range<usize>)>,
 }
 
-/// An event read back from the scratch file.
+/// An event read back from the scratch files.
 pub struct Parsed {
     pub number: u64,
     /// Where the line's text is in the input file, in bytes.
@@ -129,15 +129,15 @@ fn keep_first(slot: &Mutex<Option<BadLine>>, bad: BadLine) {
     }
 }
 
-/// Parses every line of `lines` on `workers` threads and writes the events to the scratch
-/// `file`; the events, or the first bad line. Blocks are handed out in file order, so when a
+/// Parses every line of `lines` on `workers` threads and writes the events to scratch files
+/// in `dir`; the events, or the first bad line. Blocks are handed out in file order, so when a
 /// worker finds a bad line every earlier block is already taken; a worker skips only blocks
 /// after the earliest bad line found so far, so every earlier block is finished and the
 /// earliest bad line found is the file's first.
 pub fn check<R: BufRead + Send>(
     mut lines: Lines<R>,
     workers: usize,
-    file: std::fs::File,
+    dir: &std::path::Path,
     progress: impl Fn(&Lines<R>),
 ) -> Result<Checked, CheckError> {
     let first_bad: Mutex<Option<BadLine>> = Mutex::new(None);
@@ -146,7 +146,7 @@ pub fn check<R: BufRead + Send>(
     let spill_failed: Mutex<Option<SpillError>> = Mutex::new(None);
     let stopped = AtomicBool::new(false);
     let events = AtomicU64::new(0);
-    let writer = SpillWriter::new(file);
+    let writer = SpillWriter::new(dir);
     let (sender, receiver) = sync_channel::<RawBlock>(BLOCKS_AHEAD);
     let receiver = Mutex::new(receiver);
     let blocks = std::thread::scope(|scope| {
@@ -225,13 +225,13 @@ pub fn check<R: BufRead + Send>(
     }
 }
 
-/// Starts a thread that reads the scratch file back block by block, a few blocks ahead of the
+/// Starts a thread that reads the scratch files back block by block, a few blocks ahead of the
 /// receiver, and decodes the events. It stops at the end, at the first block it cannot read
 /// back (sending the error), or when the receiver is dropped. `progress` sees how far into the
 /// input file each block ends, for progress bars.
 pub fn stream<'scope>(
     scope: &'scope Scope<'scope, '_>,
-    spill: &'scope Spill,
+    mut spill: Spill,
     progress: impl Fn(u64) + Send + 'scope,
 ) -> Receiver<Result<ParsedBlock, SpillError>> {
     let (sender, receiver) = sync_channel(BLOCKS_AHEAD);
@@ -290,22 +290,24 @@ mod tests {
             .collect()
     }
 
-    fn check_file(text: &str, workers: usize) -> Result<Checked, CheckError> {
-        check(lines(text), workers, tempfile::tempfile().unwrap(), |_| {})
+    /// The check's result, with the directory its scratch files are made in.
+    fn check_file(text: &str, workers: usize) -> (Result<Checked, CheckError>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        (check(lines(text), workers, dir.path(), |_| {}), dir)
     }
 
     #[test]
     fn check_counts_every_event_or_names_the_first_bad_line_whatever_the_workers() {
         for workers in [1, 2, 3] {
             let count = BLOCK_LINES * 3 + 17;
-            let checked = check_file(&file(&[], count), workers).unwrap();
+            let checked = check_file(&file(&[], count), workers).0.unwrap();
             assert_eq!(checked.events, count as u64);
             assert_eq!(checked.spill.blocks(), 4);
             // Bad lines in several blocks: the earliest is reported, never a later one, even
             // when a worker finishes a later block first (a race: try it several times).
             let text = file(&[BLOCK_LINES * 2 + 5, BLOCK_LINES + 9, 9_000], count);
             for round in 0..10 {
-                let Err(CheckError::Bad(bad)) = check_file(&text, workers) else {
+                let (Err(CheckError::Bad(bad)), _) = check_file(&text, workers) else {
                     panic!("{workers} workers, round {round}: no bad line found");
                 };
                 assert_eq!(
@@ -324,12 +326,13 @@ mod tests {
         text.insert_str(0, "\n  \n");
         text = text.replacen("\"}\n", "\"}\r\n", 7);
         for workers in [1, 2, 3] {
-            let checked = check_file(&text, workers).unwrap();
+            let (checked, _dir) = check_file(&text, workers);
+            let checked = checked.unwrap();
             assert_eq!(checked.events, BLOCK_LINES as u64 * 2 + 3);
             let positions = Mutex::new(Vec::new());
             let positions = &positions;
             std::thread::scope(|scope| {
-                let receiver = stream(scope, &checked.spill, move |position| {
+                let receiver = stream(scope, checked.spill, move |position| {
                     positions.lock().unwrap().push(position)
                 });
                 let mut numbers = Vec::new();
@@ -359,6 +362,36 @@ mod tests {
                 assert_eq!(*positions.last().unwrap() as usize, text.trim_end().len());
             });
         }
+    }
+
+    #[test]
+    fn scratch_files_hold_blocks_in_any_order_and_close_as_their_last_block_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = SpillWriter::new(dir.path());
+        let blocks = spill::SEGMENT_BLOCKS * 2 + 2;
+        let submission = input::parse_event(GOOD).unwrap();
+        // Written backwards, as a slow worker might leave an early block for last.
+        for index in (0..blocks).rev() {
+            let mut bytes = Vec::new();
+            spill::push_event(&mut bytes, index as u64 + 1, 0..1, &submission);
+            writer.write_block(index, &bytes).unwrap();
+        }
+        let mut spill = writer.finish(blocks);
+        assert_eq!(spill.open_files(), 3);
+        for index in 0..blocks {
+            let bytes = spill.read_block(index).unwrap();
+            let event = spill::events(&bytes).next().unwrap().unwrap();
+            assert_eq!(event.number, index as u64 + 1);
+            // A file closes with its last block; the last file with the input's last block.
+            let closed = if index + 1 == blocks {
+                3
+            } else {
+                (index + 1) / spill::SEGMENT_BLOCKS
+            };
+            assert_eq!(spill.open_files(), 3 - closed, "after block {index}");
+        }
+        // The files never had names.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -344,18 +344,12 @@ fn open_lines(file: &Path) -> Result<Lines<BufReader<Counted<File>>>, Error> {
 }
 
 /// Checks every line of the file for bad input, so that a malformed line changes nothing, and
-/// keeps the parsed events in a scratch file in the ledger's directory for the import.
+/// keeps the parsed events in scratch files in the ledger's directory for the import.
 fn check_syntax(context: &Context, file: &Path, total: u64) -> Result<feed::Checked, Error> {
     let source = file.display().to_string();
-    let scratch = tempfile::tempfile_in(&context.ledger).map_err(|error| {
-        Error::Store(StoreError::Io(format!(
-            "cannot create the import's scratch file in {}: {error}",
-            context.ledger.display()
-        )))
-    })?;
     let bar = progress(context, total, "checking");
     let workers = std::thread::available_parallelism().map_or(1, usize::from);
-    let checked = feed::check(open_lines(file)?, workers, scratch, |lines| {
+    let checked = feed::check(open_lines(file)?, workers, &context.ledger, |lines| {
         if let Some(bar) = &bar {
             bar.set_position(lines.get_ref().get_ref().bytes);
         }
@@ -452,7 +446,7 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
     // The last line of each batch being made durable in the background, oldest first.
     let mut in_flight: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
     std::thread::scope(|scope| -> Result<(), Error> {
-        let blocks = feed::stream(scope, &spill, move |position| {
+        let blocks = feed::stream(scope, spill, move |position| {
             if let Some(bar) = &bar_for_reader {
                 bar.set_position(position);
             }
