@@ -10,13 +10,12 @@
 use std::io::BufRead;
 use std::ops::Range;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::Scope;
 
-use super::spill::{self, Spill, SpillError, SpillWriter};
+use super::spill::{self, Spill, SpillError, SpillWriter, Spilled};
 use crate::input::{self, Lines};
-use crate::ledger::HashedSubmission;
 
 /// Lines per block: large enough that a channel hand-over costs nothing per line, small enough
 /// that a block's text stays in cache (at most 4,096 × 64 KiB in theory, about 1 MiB in practice).
@@ -54,21 +53,11 @@ struct RawBlock {
     lines: Vec<(u64, u64, Range<usize>)>,
 }
 
-/// An event read back from the scratch files.
-pub struct Parsed {
-    pub number: u64,
-    /// Where the line's text is in the input file, in bytes.
-    pub line: Range<u64>,
-    /// Where its content (`codec::content_bytes`) is in [`ParsedBlock::bytes`].
-    pub content: Range<usize>,
-    /// With its event id's index hash, computed here rather than on the ledger's thread.
-    pub submission: HashedSubmission,
-}
-
-/// Consecutive events of the file, in order, with the scratch bytes they were decoded from.
+/// Consecutive events of the file, in order, with the scratch bytes they were decoded from
+/// (each event's `content` is a range of them).
 pub struct ParsedBlock {
     pub bytes: Vec<u8>,
-    pub events: Vec<Parsed>,
+    pub events: Vec<Spilled>,
 }
 
 /// Reads the file into blocks of lines and gives each to `send`, which returns false to stop;
@@ -141,10 +130,10 @@ pub fn check<R: BufRead + Send>(
     progress: impl Fn(&Lines<R>),
 ) -> Result<Checked, CheckError> {
     let first_bad: Mutex<Option<BadLine>> = Mutex::new(None);
-    // The line number of the earliest bad line found so far (`u64::MAX`: none yet).
+    // The line number of the earliest bad line found so far (`u64::MAX`: none yet; 0: the
+    // scratch files could not be written, and nothing more is worth checking).
     let earliest_bad = AtomicU64::new(u64::MAX);
     let spill_failed: Mutex<Option<SpillError>> = Mutex::new(None);
-    let stopped = AtomicBool::new(false);
     let events = AtomicU64::new(0);
     let writer = SpillWriter::new(dir);
     let (sender, receiver) = sync_channel::<RawBlock>(BLOCKS_AHEAD);
@@ -152,7 +141,7 @@ pub fn check<R: BufRead + Send>(
     let blocks = std::thread::scope(|scope| {
         let receiver = &receiver;
         let (earliest_bad, first_bad, events) = (&earliest_bad, &first_bad, &events);
-        let (writer, spill_failed, stopped) = (&writer, &spill_failed, &stopped);
+        let (writer, spill_failed) = (&writer, &spill_failed);
         for _ in 0..workers.max(1) {
             scope.spawn(move || {
                 let mut bytes = Vec::new();
@@ -163,9 +152,7 @@ pub fn check<R: BufRead + Send>(
                     // A block taken after a later block failed must still be checked: only
                     // blocks wholly after a bad line already found can be skipped.
                     let first_line = block.lines.first().map_or(u64::MAX, |(number, ..)| *number);
-                    if first_line > earliest_bad.load(Ordering::Relaxed)
-                        || stopped.load(Ordering::Relaxed)
-                    {
+                    if first_line > earliest_bad.load(Ordering::Relaxed) {
                         continue;
                     }
                     bytes.clear();
@@ -190,8 +177,8 @@ pub fn check<R: BufRead + Send>(
                         }
                     }
                     if let Err(error) = writer.write_block(block.index, &bytes) {
-                        stopped.store(true, Ordering::Relaxed);
                         *spill_failed.lock().expect("no thread panics holding it") = Some(error);
+                        earliest_bad.store(0, Ordering::Relaxed);
                     }
                     events.fetch_add(block.lines.len() as u64, Ordering::Relaxed);
                 }
@@ -199,9 +186,7 @@ pub fn check<R: BufRead + Send>(
         }
         let read = read_blocks(&mut lines, &progress, |block| {
             // Blocks not read yet all come after any bad line found.
-            earliest_bad.load(Ordering::Relaxed) == u64::MAX
-                && !stopped.load(Ordering::Relaxed)
-                && sender.send(block).is_ok()
+            earliest_bad.load(Ordering::Relaxed) == u64::MAX && sender.send(block).is_ok()
         });
         drop(sender);
         read.inspect_err(|bad| keep_first(first_bad, bad.clone()))
@@ -238,21 +223,7 @@ pub fn stream<'scope>(
     scope.spawn(move || {
         for index in 0..spill.blocks() {
             let block = spill.read_block(index).and_then(|bytes| {
-                let mut events = Vec::with_capacity(BLOCK_LINES);
-                for event in spill::events(&bytes) {
-                    let spill::Spilled {
-                        number,
-                        line,
-                        content,
-                        submission,
-                    } = event?;
-                    events.push(Parsed {
-                        number,
-                        line,
-                        content,
-                        submission: HashedSubmission::new(submission),
-                    });
-                }
+                let events = spill::events(&bytes).collect::<Result<_, _>>()?;
                 Ok(ParsedBlock { bytes, events })
             });
             let failed = block.is_err();

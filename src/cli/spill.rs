@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use crate::codec;
 use crate::date::Date;
 use crate::input::Submission;
+use crate::ledger::HashedSubmission;
 
 /// Bytes before each event's content: its line number, the line's start and length in the
 /// input, and the content's length.
@@ -73,7 +74,9 @@ pub struct Spilled {
     pub line: Range<u64>,
     /// Where its content (`codec::content_bytes`) is in the block.
     pub content: Range<usize>,
-    pub submission: Submission,
+    /// With its event id's index hash, computed here, on the reading thread, rather than on
+    /// the ledger's.
+    pub submission: HashedSubmission,
 }
 
 /// Appends one parsed event to a block's bytes: line `number`, whose text is at `line` in the
@@ -131,7 +134,7 @@ fn next_event(block: &[u8], position: &mut usize) -> Result<Spilled, SpillError>
         number: u64::from_le_bytes(*number),
         line: start..start + u64::from(u32::from_le_bytes(*line_bytes)),
         content,
-        submission: Submission { effective, event },
+        submission: HashedSubmission::new(Submission { effective, event }),
     })
 }
 
@@ -212,6 +215,7 @@ impl Spill {
     }
 
     /// The scratch files still open: those with a block not read yet.
+    #[cfg(test)]
     pub fn open_files(&self) -> usize {
         self.segments.iter().flatten().count()
     }

@@ -462,7 +462,7 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
                     let next = position..(position + WARM_EVENTS).min(id_hashes.len());
                     ledger.warm_ids(id_hashes[next].iter().copied());
                 }
-                let feed::Parsed {
+                let spill::Spilled {
                     number,
                     line,
                     content,
