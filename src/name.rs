@@ -5,7 +5,6 @@
 //! terminal line or break an NDJSON export.
 
 use smol_str::SmolStr;
-use std::borrow::Borrow;
 use std::fmt;
 
 /// The longest identifier, in bytes.
@@ -19,9 +18,50 @@ pub const MAX_TEXT_BYTES: usize = 512;
 /// event names some: an identifier of at most [`INLINE_ID_BYTES`] bytes (nearly all: event
 /// ids, entity names, chip models) is held inline, so that making, cloning, comparing and
 /// dropping it touches no allocation and no shared reference count; a longer one is shared.
-/// Equality, order and hash are those of the text, consistent with `Borrow<str>`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Id(SmolStr);
+///
+/// Each identifier also carries a hash of its text, computed once when it is made: the rule
+/// state finds entities, chips and VEUs by identifier in about a dozen maps per event, and
+/// hashing the text each time was a tenth of the deciding thread's instructions
+/// (tools/bench/PROFILE.md, goal 1). `Hash` writes that number alone. It is seeded once per
+/// process ([`ID_HASHER`]), so it is never stored and a crafted set of identifiers cannot be
+/// chosen to collide in advance. Equality and order are those of the text (equality compares
+/// the hashes first, which equal texts always share); there is no `Borrow<str>`, because a
+/// `str` hashes differently.
+#[derive(Clone)]
+pub struct Id {
+    text: SmolStr,
+    hash: u64,
+}
+
+/// The hasher of every identifier's text in this process: random, made once.
+static ID_HASHER: std::sync::LazyLock<foldhash::fast::RandomState> =
+    std::sync::LazyLock::new(foldhash::fast::RandomState::default);
+
+impl PartialEq for Id {
+    fn eq(&self, other: &Id) -> bool {
+        self.hash == other.hash && self.text == other.text
+    }
+}
+
+impl Eq for Id {}
+
+impl PartialOrd for Id {
+    fn partial_cmp(&self, other: &Id) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Id {
+    fn cmp(&self, other: &Id) -> std::cmp::Ordering {
+        self.text.cmp(&other.text)
+    }
+}
+
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
 
 /// The longest identifier held inline, in bytes.
 const INLINE_ID_BYTES: usize = SmolStr::INLINE_CAP;
@@ -90,11 +130,15 @@ impl Id {
                 bad
             ));
         }
-        Ok(Id(SmolStr::new(text)))
+        use std::hash::BuildHasher;
+        Ok(Id {
+            text: SmolStr::new(text),
+            hash: ID_HASHER.hash_one(text.as_bytes()),
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
@@ -125,27 +169,21 @@ fn is_id_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
 }
 
-impl Borrow<str> for Id {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.text)
     }
 }
 
 impl fmt::Debug for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", &*self.0)
+        write!(f, "{:?}", &*self.text)
     }
 }
 
 impl serde::Serialize for Id {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(&self.text)
     }
 }
 
@@ -154,7 +192,7 @@ impl bincode::Encode for Id {
         &self,
         encoder: &mut E,
     ) -> Result<(), bincode::error::EncodeError> {
-        self.0.as_str().encode(encoder)
+        self.text.as_str().encode(encoder)
     }
 }
 
@@ -319,12 +357,12 @@ mod tests {
     #[test]
     fn a_repeated_id_is_shared_and_the_cache_changes_no_answer() {
         let short = "x".repeat(INLINE_ID_BYTES);
-        assert!(!Id::parse(&short).unwrap().0.is_heap_allocated());
+        assert!(!Id::parse(&short).unwrap().text.is_heap_allocated());
         let long = "x".repeat(INLINE_ID_BYTES + 1);
         let first = Id::parse(&long).unwrap();
         let again = Id::parse(&long).unwrap();
-        assert!(first.0.is_heap_allocated());
-        assert_eq!(first.0.as_str().as_ptr(), again.0.as_str().as_ptr());
+        assert!(first.text.is_heap_allocated());
+        assert_eq!(first.text.as_str().as_ptr(), again.text.as_str().as_ptr());
         let padding = "y".repeat(INLINE_ID_BYTES);
         for index in 0..3 * RECENT_IDS {
             for text in [format!("E-{index}"), format!("{padding}-{index}")] {
@@ -335,8 +373,9 @@ mod tests {
         }
     }
 
-    /// Equality, order and hash are the text's, whichever way each side is held, so that maps
-    /// keyed by `Id` answer lookups by `&str` and sort as the text does.
+    /// Equality, order and hash follow the text, whichever way each side was made (parsed
+    /// inline or shared, parsed as unique, decoded from the cache or not), so that maps keyed by
+    /// `Id` find an identifier however it arrived, and sort as the text does.
     #[test]
     fn inline_and_shared_ids_behave_as_their_text() {
         use std::hash::BuildHasher;
@@ -348,17 +387,38 @@ mod tests {
             "x".repeat(INLINE_ID_BYTES + 1),
             "y".repeat(MAX_ID_BYTES),
         ];
+        let made = |text: &str| {
+            let encoded = crate::codec::to_bytes(&text.to_string());
+            let decode = |repeats| {
+                let mut decoder = bincode::de::DecoderImpl::new(
+                    bincode::de::read::SliceReader::new(&encoded),
+                    bincode::config::legacy(),
+                    (),
+                );
+                Id::decode_with(&mut decoder, repeats).unwrap()
+            };
+            [
+                Id::parse(text).unwrap(),
+                Id::parse(text).unwrap(),
+                Id::parse_unique(text).unwrap(),
+                decode(true),
+                decode(true),
+                decode(false),
+            ]
+        };
         for left in &texts {
-            let id = Id::parse(left).unwrap();
-            assert_eq!(
-                hasher.hash_one(&id),
-                hasher.hash_one(left.as_str()),
-                "{left}"
-            );
             for right in &texts {
-                let other = Id::parse(right).unwrap();
-                assert_eq!(id == other, left == right);
-                assert_eq!(id.cmp(&other), left.cmp(right));
+                for id in made(left) {
+                    for other in made(right) {
+                        assert_eq!(id == other, left == right, "{left} {right}");
+                        assert_eq!(
+                            hasher.hash_one(&id) == hasher.hash_one(&other),
+                            left == right,
+                            "{left} {right}"
+                        );
+                        assert_eq!(id.cmp(&other), left.cmp(right));
+                    }
+                }
             }
         }
     }

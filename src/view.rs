@@ -323,7 +323,7 @@ pub fn refusal_view(refusal: &Refusal, h100_tpp: u64, line: Option<u64>) -> Refu
         message: refusal.message.clone(),
         line,
         place: None,
-        figures: refusal.figures.map(|figures| FiguresView {
+        figures: refusal.figures.as_deref().map(|figures| FiguresView {
             before_tpp: figures.before_tpp,
             after_tpp: figures.after_tpp,
             limit_tpp: figures.limit_tpp,

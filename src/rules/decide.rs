@@ -120,7 +120,7 @@ impl<'a> Checker<'a> {
 
     fn refuse_with(&self, code: Code, message: String, figures: Figures) -> Refusal {
         Refusal {
-            figures: Some(figures),
+            figures: Some(Box::new(figures)),
             ..self.refuse(code, message)
         }
     }

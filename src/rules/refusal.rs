@@ -109,7 +109,9 @@ pub struct Refusal {
     pub event_id: Id,
     /// A sentence naming the rule, the figures and the event.
     pub message: String,
-    pub figures: Option<Figures>,
+    /// Boxed: refusals are rare, and a `Result` that may hold one is returned by every check
+    /// the rules make, so its size is kept small.
+    pub figures: Option<Box<Figures>>,
     /// For a late record or void: the already recorded event that would break.
     pub breaks: Option<Id>,
 }
