@@ -741,10 +741,11 @@ fn the_window_of_recent_records_keeps_the_last_ones() {
 }
 
 /// Past its floor the window keeps the last 32 days of the timeline, however many records they
-/// are, but never more than an eighth of the log: records a day apart leave once they are 33
-/// days older than the latest; records that all share one date leave at the ceiling.
+/// are, but never more than 16 times its floor or an eighth of the log, whichever is more:
+/// records a day apart leave once they are 33 days older than the latest; records that all
+/// share one date leave at the ceiling.
 #[test]
-fn the_window_keeps_the_recent_days_up_to_an_eighth_of_the_log() {
+fn the_window_keeps_the_recent_days_up_to_its_ceiling() {
     use chipledger::ledger::window::Window;
     let check = |temp_ledger: &TestLedger, expected_kept: u64| {
         let reader = Reader::open(&temp_ledger.dir).unwrap();
@@ -762,8 +763,8 @@ fn the_window_keeps_the_recent_days_up_to_an_eighth_of_the_log() {
         assert_eq!(*window.get(first).unwrap(), reader.record(first).unwrap());
     };
 
-    // One record a day for 400 days: the 33 dated within 32 days of the last one stay (an
-    // eighth of the log would be 50).
+    // One record a day for 400 days: the 33 dated within 32 days of the last one stay (the
+    // ceiling is 64, 16 times the floor of 4).
     let temp_ledger = TestLedger::new_uninitialized();
     let now = Instant::parse(common::NOW).unwrap();
     let (mut ledger, _) =
@@ -788,7 +789,9 @@ fn the_window_keeps_the_recent_days_up_to_an_eighth_of_the_log() {
     drop(ledger);
     check(&temp_ledger, 33);
 
-    // 300 records on one date after two others: the ceiling, an eighth of the 301 records the
-    // log held before the last one came, keeps 37.
-    check(&inventory_ledger(300, 1_000), 301 / 8);
+    // Records on one date after two others: the ceiling keeps 16 times the floor of 4 from
+    // 300 of them, and an eighth of the 1,001 records the log held before the last one came
+    // from 1,000.
+    check(&inventory_ledger(300, 1_000), 64);
+    check(&inventory_ledger(1_000, 10_000), 1_001 / 8);
 }

@@ -2,8 +2,8 @@
 //!
 //! A late record or a void needs the records that sit after it in the timeline and concern its
 //! subjects. Nearly always they are recent, so the writer and the verifier keep, for the last
-//! [`RECENT_DAYS`] of the timeline (at least [`CAPACITY`] records, at most an eighth of the
-//! log), what finding them takes: each record's place in the timeline and the links a walk
+//! [`RECENT_DAYS`] of the timeline (at least [`CAPACITY`] records, at most 16 times that or an
+//! eighth of the log), what finding them takes: each record's place in the timeline and the links a walk
 //! follows. Every record carries, per subject, the sequence number of the subject's previous
 //! record (its back-links, FORMAT.md), so an entity's recent records are a walk back from its
 //! latest one. A country's counters are read only for its allocation, so its walk follows a
@@ -47,10 +47,18 @@ pub const CAPACITY: usize = 1 << 15;
 /// deciding step took 46.6 to 50.3 s before and 40.4 to 44.6 s after, the whole import 52.0
 /// to 56.2 s against 46.3 to 50.4 s, peaking at 524 to 529 MiB against 455 to 467 MiB.
 const RECENT_DAYS: u16 = 32;
-/// Past [`CAPACITY`], the window never keeps more than this share of the log (an eighth), so a
-/// ledger whose records crowd onto a few dates costs at most about 35 bytes per record of the
-/// log. A quarter, or no ceiling at all, was no faster on the 10,000,000-event import.
+/// Past [`CAPACITY`], the window never keeps more than the larger of [`CEILING_FLOORS`] times
+/// its floor and this share of the log (an eighth), so that a ledger whose records crowd onto a
+/// few dates costs at most about 150 MiB, or about 35 bytes per record of a longer log.
 const LOG_SHARE: u64 = 8;
+/// The window may always grow to this many times its floor (524,288 records) to keep its
+/// recent days. With the share alone, a long log's early part had too small a window for a
+/// month: importing the benchmark's 10,000,000 events (9,200 a day), an eighth of the log held
+/// 32 days only past 2.35 million records, and before that the late records' walks left the
+/// window for the store, one record read at a time. In a profile of that import, those walks
+/// (`walk_beyond`) took three quarters of all samples for a tenth of its time
+/// (tools/bench/PROFILE.md, goal 7).
+const CEILING_FLOORS: usize = 16;
 
 /// A link to no earlier record.
 const NONE: u64 = u64::MAX;
@@ -161,11 +169,12 @@ impl Window {
         }
     }
 
-    /// The most records the window keeps now: its floor, or past it an eighth of the log.
+    /// The most records the window keeps now: its floor; or, if it grows, [`CEILING_FLOORS`]
+    /// times its floor or an eighth of the log, whichever is more.
     fn capacity(&self) -> usize {
         let share = usize::try_from(self.end() / LOG_SHARE).unwrap_or(usize::MAX);
         if self.grows {
-            self.floor.max(share)
+            (self.floor * CEILING_FLOORS).max(share)
         } else {
             self.floor
         }
@@ -492,14 +501,17 @@ pub fn walk_beyond<E>(
 mod tests {
     use super::*;
 
-    /// The writer's and the verifier's window may keep up to a share of the log beyond its
-    /// floor; a window of fixed capacity (the tests' small windows) does not grow.
+    /// The writer's and the verifier's window may keep up to 16 times its floor, or a share of
+    /// a longer log; a window of fixed capacity (the tests' small windows) does not grow.
     #[test]
     fn the_window_grows_with_the_log_only_past_its_floor() {
-        assert_eq!(Window::new(0).capacity(), CAPACITY);
+        let ceiling = CAPACITY * CEILING_FLOORS;
+        assert_eq!(ceiling, 524_288);
+        assert_eq!(Window::new(0).capacity(), ceiling);
+        assert_eq!(Window::new(LOG_SHARE * ceiling as u64).capacity(), ceiling);
         assert_eq!(
-            Window::new(LOG_SHARE * CAPACITY as u64).capacity(),
-            CAPACITY
+            Window::new(LOG_SHARE * ceiling as u64 + LOG_SHARE).capacity(),
+            ceiling + 1
         );
         assert_eq!(Window::new(10_000_000).capacity(), 1_250_000);
         assert_eq!(Window::with_capacity(10_000_000, 4).capacity(), 4);
