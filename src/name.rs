@@ -22,11 +22,11 @@ pub const MAX_TEXT_BYTES: usize = 512;
 /// Each identifier also carries a hash of its text, computed once when it is made: the rule
 /// state finds entities, chips and VEUs by identifier in about a dozen maps per event, and
 /// hashing the text each time was a tenth of the deciding thread's instructions
-/// (tools/bench/PROFILE.md, goal 1). `Hash` writes that number alone. It is seeded once per
-/// process ([`ID_HASHER`]), so it is never stored and a crafted set of identifiers cannot be
-/// chosen to collide in advance. Equality and order are those of the text (equality compares
-/// the hashes first, which equal texts always share); there is no `Borrow<str>`, because a
-/// `str` hashes differently.
+/// (tools/bench/PROFILE.md, goal 1). `Hash` writes that number alone. It is seeded at random
+/// once per process ([`ID_HASHER`]), as the maps' own hashers are, so it is never stored and
+/// which identifiers collide changes from one process to the next. Equality and order are
+/// those of the text (equality compares the hashes first, which equal texts always share);
+/// there is no `Borrow<str>`, because a `str` hashes differently.
 #[derive(Clone)]
 pub struct Id {
     text: SmolStr,

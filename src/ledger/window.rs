@@ -3,12 +3,12 @@
 //! A late record or a void needs the records that sit after it in the timeline and concern its
 //! subjects. Nearly always they are recent, so the writer and the verifier keep, for the last
 //! [`RECENT_DAYS`] of the timeline (at least [`CAPACITY`] records, at most 16 times that or an
-//! eighth of the log), what finding them takes: each record's place in the timeline and the links a walk
-//! follows. Every record carries, per subject, the sequence number of the subject's previous
-//! record (its back-links, FORMAT.md), so an entity's recent records are a walk back from its
-//! latest one. A country's counters are read only for its allocation, so its walk follows a
-//! chain of its own through the records that touch an allocation, which the window keeps.
-//! Only a walk reaching further back than the window reads the store.
+//! eighth of the log), what finding them takes: each record's place in the timeline and the
+//! links a walk follows. Every record carries, per subject, the sequence number of the
+//! subject's previous record (its back-links, FORMAT.md), so an entity's recent records are a
+//! walk back from its latest one. A country's counters are read only for its allocation, so
+//! its walk follows a chain of its own through the records that touch an allocation, which the
+//! window keeps. Only a walk reaching further back than the window reads the store.
 //!
 //! The records themselves are kept as their canonical bytes and decoded when a walk finds them
 //! (on a 1,000,000-event import, about 20,000 in all). Decoded records cost about 400 bytes and
