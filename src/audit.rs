@@ -188,7 +188,7 @@ pub fn verify_store(
                 ))
             })?;
             let count = entries.len() as u64;
-            replay.warm(entries.iter().map(|(_, decoded)| decoded));
+            replay.warm(entries.iter_mut().map(|(_, decoded)| decoded));
             // Each tile is checked once the replay has accepted the record that completed it,
             // as when the replay built the tree itself.
             let mut tiles = bundle.tiles.iter().peekable();

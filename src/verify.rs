@@ -50,8 +50,10 @@ fn fail(seq: u64, message: impl Into<String>) -> Failure {
 /// replay's work, so an audit of the store computes it on a helper thread ahead of [`Replay`].
 pub struct Decoded {
     record: Result<(Record, codec::Subjects), codec::CodecError>,
-    /// The id index's hash of the record's event id; 0 if the record does not decode.
-    id_hash: u64,
+    /// The id index's hash of the record's event id, once [`Replay::warm`] has computed it
+    /// (on the replaying thread: the decoding thread bounds `verify`, tools/bench/PROFILE.md,
+    /// goal 3); [`Replay::push`] computes it if not.
+    id_hash: Option<u64>,
     chain: [u8; 32],
     leaf: [u8; 32],
 }
@@ -60,9 +62,7 @@ impl Decoded {
     pub fn of(bytes: &[u8]) -> Decoded {
         let record = codec::decode_record_subjects(bytes);
         Decoded {
-            id_hash: record
-                .as_ref()
-                .map_or(0, |(record, _)| id_hash(&record.event.id)),
+            id_hash: None,
             record,
             chain: codec::chain_hash(bytes),
             leaf: codec::leaf_hash(bytes),
@@ -189,8 +189,13 @@ impl Replay {
     }
 
     /// Readies the duplicate-id probes of records about to be pushed ([`IdIndex::warm`]).
-    pub fn warm<'a>(&self, decoded: impl Iterator<Item = &'a Decoded>) {
-        self.ids.warm(decoded.map(|decoded| decoded.id_hash));
+    pub fn warm<'a>(&self, decoded: impl Iterator<Item = &'a mut Decoded>) {
+        self.ids.warm(decoded.filter_map(|decoded| {
+            let (record, _) = decoded.record.as_ref().ok()?;
+            let hash = id_hash(&record.event.id);
+            decoded.id_hash = Some(hash);
+            Some(hash)
+        }));
     }
 
     fn find_hashed(
@@ -282,7 +287,7 @@ impl Replay {
             }
         }
         let key = TimelineKey::of(record);
-        let hash = decoded.id_hash;
+        let hash = decoded.id_hash.unwrap_or_else(|| id_hash(&record.event.id));
         match (&mut self.state, &record.event.body) {
             (None, Body::Genesis(_)) => {
                 let state = State::from_genesis(record).map_err(|error| fail(seq, error.0))?;

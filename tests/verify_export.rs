@@ -192,14 +192,10 @@ fn a_truncated_export_is_a_valid_shorter_log() {
     assert_eq!(prefix, lines[..9]);
 }
 
-#[test]
-fn a_rewritten_history_with_valid_hashes_is_refused_by_the_rules() {
-    // An attacker with the code can re-encode a record and re-chain everything after it, but
-    // cannot make the rules accept a shipment they refuse: the replay catches it.
-    let ledger = ledger();
-    let lines = export(&ledger);
+/// The export's records, decoded.
+fn records(lines: &[String]) -> Vec<chipledger::codec::Record> {
     let engine = base64::engine::general_purpose::STANDARD;
-    let mut records: Vec<chipledger::codec::Record> = lines
+    lines
         .iter()
         .map(|line| {
             let value: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -208,7 +204,31 @@ fn a_rewritten_history_with_valid_hashes_is_refused_by_the_rules() {
             )
             .unwrap()
         })
-        .collect();
+        .collect()
+}
+
+/// The records re-encoded and re-chained from the genesis on, as an attacker with the code
+/// could: each record's bytes, and its export line.
+fn rechain(records: &mut [chipledger::codec::Record]) -> Vec<(Vec<u8>, String)> {
+    let mut chain = [0u8; 32];
+    let mut rewritten = Vec::new();
+    for record in records {
+        record.prev_chain = chain;
+        let bytes = chipledger::codec::encode_record(record).unwrap();
+        chain = chipledger::codec::chain_hash(&bytes);
+        let line = chipledger::view::export_line(record, &bytes).to_string();
+        rewritten.push((bytes, line));
+    }
+    rewritten
+}
+
+#[test]
+fn a_rewritten_history_with_valid_hashes_is_refused_by_the_rules() {
+    // An attacker with the code can re-encode a record and re-chain everything after it, but
+    // cannot make the rules accept a shipment they refuse: the replay catches it.
+    let ledger = ledger();
+    let lines = export(&ledger);
+    let mut records = records(&lines);
     // Record 6 is S-1 (1,000 H100 to MY, within the LPP): claim it used a licence instead,
     // which would have counted against MY's allocation.
     if let chipledger::codec::Outcome::Chips(chips) = &mut records[6].outcome {
@@ -218,19 +238,64 @@ fn a_rewritten_history_with_valid_hashes_is_refused_by_the_rules() {
     } else {
         panic!("record 6 is a shipment");
     }
-    let mut chain = [0u8; 32];
-    let mut rewritten = Vec::new();
-    for record in &mut records {
-        record.prev_chain = chain;
-        let bytes = chipledger::codec::encode_record(record).unwrap();
-        chain = chipledger::codec::chain_hash(&bytes);
-        rewritten.push(chipledger::view::export_line(record, &bytes).to_string());
-    }
+    let rewritten: Vec<String> = rechain(&mut records)
+        .into_iter()
+        .map(|(_, line)| line)
+        .collect();
     let run = verify_lines(&ledger, &rewritten);
     let stderr = run.stderr.clone();
     expect_bad_record(run, 6, "rewritten outcome");
     assert!(
         stderr.contains("stored outcome differs") || stderr.contains("refuse"),
         "{stderr}"
+    );
+}
+
+/// A rewritten history whose last record reuses an earlier record's event id is caught at that
+/// record, both by `verify --export` and by the replay `verify` runs over a store, which
+/// computes the id probes of a bundle ahead of pushing its records (`Replay::warm`).
+#[test]
+fn an_event_id_used_twice_is_caught() {
+    use chipledger::verify::{Decoded, RecordSource, Replay};
+    let ledger = ledger();
+    let mut records = records(&export(&ledger));
+    let last = records.len() - 1;
+    assert_eq!(records[last].event.id.as_str(), "D-1");
+    records[last].event.id = chipledger::name::Id::parse("S-1").unwrap();
+    let rewritten = rechain(&mut records);
+    let lines: Vec<String> = rewritten.iter().map(|(_, line)| line.clone()).collect();
+    let run = verify_lines(&ledger, &lines);
+    let stderr = run.stderr.clone();
+    expect_bad_record(run, last, "reused event id");
+    assert!(
+        stderr.contains("event id S-1 appears in an earlier record"),
+        "{stderr}"
+    );
+
+    struct Records(Vec<chipledger::codec::Record>);
+    impl RecordSource for Records {
+        fn record(&self, seq: u64) -> Result<chipledger::codec::Record, String> {
+            self.0
+                .get(seq as usize)
+                .cloned()
+                .ok_or_else(|| format!("no record {seq}"))
+        }
+    }
+    let source = Records(records);
+    let mut replay = Replay::new();
+    let mut failure = None;
+    for (bytes, _) in &rewritten {
+        let mut decoded = Decoded::of(bytes);
+        replay.warm(std::iter::once(&mut decoded));
+        if let Err(error) = replay.push(bytes, &mut decoded, &source) {
+            failure = Some(error);
+            break;
+        }
+    }
+    let failure = failure.expect("the replay stops at the reused id");
+    assert_eq!(failure.seq, Some(last as u64));
+    assert!(
+        failure.message.contains("appears in an earlier record"),
+        "{failure}"
     );
 }
