@@ -160,7 +160,11 @@ pub fn verify_store(
         .head()?
         .ok_or_else(|| store_failure("the store has no head"))?;
     let source = StoreSource { store: &store };
-    let snapshots = snapshot_sizes(&store)?;
+    let mut snapshots = StoredSnapshots {
+        entries: store
+            .derived_from(SNAPSHOT_PREFIX, SNAPSHOT_PREFIX)
+            .peekable(),
+    };
     let mut replay = Replay::with_capacity(head.size);
     let mut voids = 0u64;
     let mut root_at = None;
@@ -202,8 +206,8 @@ pub fn verify_store(
                 while let Some((_, tile)) = tiles.next_if(|(size, _)| *size == replay.size()) {
                     check_tile(store, tile.level, tile.index, &tile.data)?;
                 }
-                if snapshots.contains(&replay.size()) {
-                    check_snapshot(store, &replay)?;
+                if snapshots.next_size()? == Some(replay.size()) {
+                    check_snapshot(&snapshots.take(replay.size())?, &replay)?;
                 }
             }
             assert!(
@@ -233,7 +237,7 @@ pub fn verify_store(
         "the tree holds every replayed record"
     );
     check_head(&store, &head, &replay, &tree)?;
-    check_derived(&store, &replay, &snapshots)?;
+    check_derived(&store, &replay, snapshots)?;
     Ok(Audit {
         records: replay.size(),
         root: view::base64(&tree.root()),
@@ -258,27 +262,47 @@ fn check_tile(store: &Store, level: u8, index: u64, expected: &[u8]) -> Result<(
     }
 }
 
-/// The log sizes at which prefix snapshots are stored. Where the writer placed them depends on
-/// the state's size; each one found is checked against the replay when it reaches that size,
-/// and [`check_derived`] refuses any that claims records the log does not have.
-fn snapshot_sizes(store: &Store) -> Result<std::collections::BTreeSet<u64>, Error> {
-    let mut sizes = std::collections::BTreeSet::new();
-    for item in store.derived_from(SNAPSHOT_PREFIX, SNAPSHOT_PREFIX) {
-        let (key, _) = item?;
-        let size = index::number_after(SNAPSHOT_PREFIX, &key)
-            .ok_or_else(|| store_failure("a prefix-snapshot key is malformed"))?;
-        sizes.insert(size);
-    }
-    Ok(sizes)
+/// The stored prefix snapshots, in log order, each read once as the replay reaches its size.
+/// Where the writer placed them depends on the state's size, so the replay takes the sizes from
+/// the keys; [`check_derived`] refuses any left over (at 0 records, or beyond the log). Listing
+/// the sizes before the replay read every snapshot twice, and sled kept what the listing read:
+/// about 250 MB of the 10,000,000-record `verify`'s heap (tools/bench/PROFILE.md, goal 6).
+struct StoredSnapshots<I: Iterator<Item = Result<(Vec<u8>, Bytes), crate::store::StoreError>>> {
+    entries: std::iter::Peekable<I>,
 }
 
-fn check_snapshot(store: &Store, replay: &Replay) -> Result<(), Error> {
-    let size = replay.size();
-    let prefix = index::key(SNAPSHOT_PREFIX, size);
-    let mut bytes = Vec::new();
-    for item in store.derived_from(&prefix, &prefix) {
-        bytes.extend_from_slice(&item?.1);
+impl<I: Iterator<Item = Result<(Vec<u8>, Bytes), crate::store::StoreError>>> StoredSnapshots<I> {
+    /// The number of records the next stored snapshot claims, if one is left.
+    fn next_size(&mut self) -> Result<Option<u64>, Error> {
+        match self.entries.peek() {
+            None => Ok(None),
+            Some(Ok((key, _))) => index::number_after(SNAPSHOT_PREFIX, key)
+                .map(Some)
+                .ok_or_else(|| store_failure("a prefix-snapshot key is malformed")),
+            Some(Err(_)) => match self.entries.next() {
+                Some(Err(error)) => Err(error.into()),
+                _ => unreachable!("the peeked entry is an error"),
+            },
+        }
     }
+
+    /// The bytes of the snapshot at `size`: its chunks, in order.
+    fn take(&mut self, size: u64) -> Result<Vec<u8>, Error> {
+        let prefix = index::key(SNAPSHOT_PREFIX, size);
+        let mut bytes = Vec::new();
+        while let Some(entry) = self.entries.next_if(|entry| {
+            entry
+                .as_ref()
+                .map_or(true, |(key, _)| key.starts_with(&prefix))
+        }) {
+            bytes.extend_from_slice(&entry?.1);
+        }
+        Ok(bytes)
+    }
+}
+
+fn check_snapshot(bytes: &[u8], replay: &Replay) -> Result<(), Error> {
+    let size = replay.size();
     if bytes.is_empty() {
         return Err(store_failure(format!(
             "the prefix snapshot at {size} records is missing"
@@ -288,7 +312,7 @@ fn check_snapshot(store: &Store, replay: &Replay) -> Result<(), Error> {
         state: snapshot::encode(replay.state().expect("genesis replayed")),
         links: replay.links().encode(),
     };
-    if !codec::encodes_to(&expected, &bytes) {
+    if !codec::encodes_to(&expected, bytes) {
         return Err(store_failure(format!(
             "the prefix snapshot at {size} records differs from the replay of records 0 to {}",
             size - 1
@@ -337,18 +361,17 @@ fn check_head(store: &Store, head: &Head, replay: &Replay, tree: &Tree) -> Resul
     Ok(())
 }
 
-/// Checks the derived indexes against the replay, and that no prefix snapshot (of the sizes
-/// [`snapshot_sizes`] found before the replay: listing them reads every snapshot) claims more
-/// records than the log has.
-fn check_derived(
+/// Checks the derived indexes against the replay, and that no prefix snapshot is left that the
+/// replay did not reach (one at 0 records, or beyond the log).
+fn check_derived<I: Iterator<Item = Result<(Vec<u8>, Bytes), crate::store::StoreError>>>(
     store: &Store,
     replay: &Replay,
-    snapshots: &std::collections::BTreeSet<u64>,
+    mut snapshots: StoredSnapshots<I>,
 ) -> Result<(), Error> {
     let size = replay.size();
-    if let Some(beyond) = snapshots.iter().copied().find(|at| *at == 0 || *at > size) {
+    if let Some(left) = snapshots.next_size()? {
         return Err(store_failure(format!(
-            "a prefix snapshot claims {beyond} records; the log has {size}"
+            "a prefix snapshot claims {left} records; the log has {size}"
         )));
     }
     // Id index.
@@ -408,17 +431,6 @@ fn check_derived(
     if let Some((seq, _, _)) = expected.next() {
         return Err(store_failure(format!(
             "the late-record index lacks record {seq}"
-        )));
-    }
-    // Snapshots beyond the log.
-    if let Some(item) = store
-        .derived_from(SNAPSHOT_PREFIX, &index::snapshot_key(size + 1, 0))
-        .next()
-    {
-        let (key, _) = item?;
-        return Err(store_failure(format!(
-            "a prefix snapshot at {} records lies beyond the log",
-            index::number_after(SNAPSHOT_PREFIX, &key).unwrap_or(0)
         )));
     }
     Ok(())

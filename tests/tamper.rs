@@ -207,6 +207,35 @@ fn damaged_indexes_and_snapshots_are_named() {
     }
 }
 
+/// A prefix snapshot stored where the writer put none is named: at 0 records or beyond the log
+/// (the replay never reaches it), or inside the log (it does not match the replay there).
+#[test]
+fn stray_prefix_snapshots_are_named() {
+    let cases: [(u64, &str); 3] = [
+        (0, "a prefix snapshot claims 0 records; the log has 603"),
+        (
+            10_000,
+            "a prefix snapshot claims 10000 records; the log has 603",
+        ),
+        (150, "the prefix snapshot at 150 records differs"),
+    ];
+    for (size, words) in cases {
+        let ledger = fresh();
+        tamper(&ledger, |store| {
+            let copied = store
+                .derived(&chipledger::ledger::index::snapshot_key(200, 0))
+                .unwrap()
+                .expect("a snapshot at 200 records")
+                .to_vec();
+            Batch {
+                derived_puts: vec![(chipledger::ledger::index::snapshot_key(size, 0), copied)],
+                ..Batch::default()
+            }
+        });
+        verify_fails(&ledger, &[words]);
+    }
+}
+
 /// A ledger whose bundles lie in the records file: one import batch too large for the
 /// journal (2,000 events), flushed into sled, its bundles into `store/records`.
 fn flushed() -> TestLedger {
