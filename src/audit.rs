@@ -236,6 +236,7 @@ pub fn verify_store(
         replay.size(),
         "the tree holds every replayed record"
     );
+    replay.release_window();
     check_head(&store, &head, &replay, &tree)?;
     check_derived(&store, &replay, snapshots)?;
     Ok(Audit {
@@ -266,7 +267,7 @@ fn check_tile(store: &Store, level: u8, index: u64, expected: &[u8]) -> Result<(
 /// Where the writer placed them depends on the state's size, so the replay takes the sizes from
 /// the keys; [`check_derived`] refuses any left over (at 0 records, or beyond the log). Listing
 /// the sizes before the replay read every snapshot twice, and sled kept what the listing read:
-/// about 250 MB of the 10,000,000-record `verify`'s heap (tools/bench/PROFILE.md, goal 6).
+/// about 250 MB of heap early in the 10,000,000-record `verify` (tools/bench/PROFILE.md, goal 6).
 struct StoredSnapshots<I: Iterator<Item = Result<(Vec<u8>, Bytes), crate::store::StoreError>>> {
     entries: std::iter::Peekable<I>,
 }

@@ -170,6 +170,15 @@ impl Replay {
         &self.late
     }
 
+    /// Frees the window of recent records once every record is replayed. The checks that
+    /// follow a replay read much of the store, and sled keeps what they read, so its peak
+    /// memory comes after the replay; the window held about 100 MB of it on a 10,000,000-record
+    /// ledger (tools/bench/PROFILE.md, goal 6). A record pushed after this is still checked,
+    /// its walks reading the records from the source.
+    pub fn release_window(&mut self) {
+        self.window = Window::new(self.size);
+    }
+
     fn record(&self, seq: u64, source: &dyn RecordSource) -> Result<Arc<Record>, Failure> {
         if let Some(record) = self.window.get(seq) {
             return Ok(record);
