@@ -263,16 +263,19 @@ fn check_tile(store: &Store, level: u8, index: u64, expected: &[u8]) -> Result<(
     }
 }
 
+/// An entry of the store's derived tree, as [`Store::derived_from`] gives it.
+type DerivedEntry = Result<(Vec<u8>, Bytes), crate::store::StoreError>;
+
 /// The stored prefix snapshots, in log order, each read once as the replay reaches its size.
 /// Where the writer placed them depends on the state's size, so the replay takes the sizes from
 /// the keys; [`check_derived`] refuses any left over (at 0 records, or beyond the log). Listing
 /// the sizes before the replay read every snapshot twice, and sled kept what the listing read:
 /// about 250 MB of heap early in the 10,000,000-record `verify` (tools/bench/PROFILE.md, goal 6).
-struct StoredSnapshots<I: Iterator<Item = Result<(Vec<u8>, Bytes), crate::store::StoreError>>> {
+struct StoredSnapshots<I: Iterator<Item = DerivedEntry>> {
     entries: std::iter::Peekable<I>,
 }
 
-impl<I: Iterator<Item = Result<(Vec<u8>, Bytes), crate::store::StoreError>>> StoredSnapshots<I> {
+impl<I: Iterator<Item = DerivedEntry>> StoredSnapshots<I> {
     /// The number of records the next stored snapshot claims, if one is left.
     fn next_size(&mut self) -> Result<Option<u64>, Error> {
         match self.entries.peek() {
@@ -364,7 +367,7 @@ fn check_head(store: &Store, head: &Head, replay: &Replay, tree: &Tree) -> Resul
 
 /// Checks the derived indexes against the replay, and that no prefix snapshot is left that the
 /// replay did not reach (one at 0 records, or beyond the log).
-fn check_derived<I: Iterator<Item = Result<(Vec<u8>, Bytes), crate::store::StoreError>>>(
+fn check_derived<I: Iterator<Item = DerivedEntry>>(
     store: &Store,
     replay: &Replay,
     mut snapshots: StoredSnapshots<I>,
