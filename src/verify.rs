@@ -197,14 +197,20 @@ impl Replay {
         self.find_hashed(id, id_hash(id), source)
     }
 
-    /// Readies the duplicate-id probes of records about to be pushed ([`IdIndex::warm`]).
+    /// Readies the duplicate-id probes of records about to be pushed ([`IdIndex::warm`]). The
+    /// hashes are computed first and the probes' slots read after, back to back: reading each
+    /// slot right after hashing its id left every cache miss to stall alone (the warming was
+    /// 7.6% of `verify`'s samples, tools/bench/PROFILE.md, goal 3).
     pub fn warm<'a>(&self, decoded: impl Iterator<Item = &'a mut Decoded>) {
-        self.ids.warm(decoded.filter_map(|decoded| {
-            let (record, _) = decoded.record.as_ref().ok()?;
-            let hash = id_hash(&record.event.id);
-            decoded.id_hash = Some(hash);
-            Some(hash)
-        }));
+        let hashes: Vec<u64> = decoded
+            .filter_map(|decoded| {
+                let (record, _) = decoded.record.as_ref().ok()?;
+                let hash = id_hash(&record.event.id);
+                decoded.id_hash = Some(hash);
+                Some(hash)
+            })
+            .collect();
+        self.ids.warm(hashes.into_iter());
     }
 
     fn find_hashed(
