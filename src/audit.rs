@@ -67,8 +67,13 @@ impl RecordSource for StoreSource<'_> {
     }
 }
 
-/// Bundles read and decoded ahead of the replay, each about 50 KiB.
-const READ_AHEAD_BUNDLES: usize = 8;
+/// Bundles read and decoded ahead of the replay, each about 50 KiB and its decoded records
+/// about 130 KiB more. 8 until the two threads came near even (tools/bench/PROFILE.md, goal 3):
+/// then each waited on the other now and then, both busy less than 90% of the time, and a
+/// deeper queue rides out the replay's slower stretches (a snapshot compared, a late record's
+/// walk). 1M `verify`, ABBA: medians 1.349 against 1.275 s, 1.496 against 1.452 s, and on a
+/// slow, noisy hour 1.822 against 1.880 s; the fastest run lower in all three series.
+const READ_AHEAD_BUNDLES: usize = 32;
 
 /// A stored entry bundle as the helper thread hands it to the replay: its bytes, and each
 /// entry's range in them with what the entry's bytes alone give ([`Decoded`]), or why the
