@@ -299,3 +299,50 @@ fn an_event_id_used_twice_is_caught() {
         "{failure}"
     );
 }
+
+/// A replay whose window of recent records was freed still replays what comes after: the late
+/// record and the void that follow it read the records they need from the source instead, and
+/// the replay ends in the state of one that kept its window.
+#[test]
+fn a_replay_without_its_window_still_checks_late_records_and_voids() {
+    use chipledger::verify::{Decoded, RecordSource, Replay};
+    use std::cell::Cell;
+    struct Records(Vec<chipledger::codec::Record>, Cell<usize>);
+    impl RecordSource for Records {
+        fn record(&self, seq: u64) -> Result<chipledger::codec::Record, String> {
+            self.1.set(self.1.get() + 1);
+            self.0
+                .get(seq as usize)
+                .cloned()
+                .ok_or_else(|| format!("no record {seq}"))
+        }
+    }
+    let ledger = ledger();
+    let lines = export(&ledger);
+    let mut records = records(&lines);
+    let late = records
+        .iter()
+        .position(|record| record.event.id.as_str() == "I-late")
+        .expect("the late record");
+    let rewritten = rechain(&mut records);
+    let replay_all = |release_before: Option<usize>| {
+        let source = Records(records.clone(), Cell::new(0));
+        let mut replay = Replay::new();
+        for (index, (bytes, _)) in rewritten.iter().enumerate() {
+            if release_before == Some(index) {
+                replay.release_window();
+            }
+            let mut decoded = Decoded::of(bytes);
+            replay.push(bytes, &mut decoded, &source).unwrap();
+        }
+        let state = chipledger::rules::snapshot::encode(replay.state().unwrap());
+        (state, source.1.get())
+    };
+    let (kept_state, kept_reads) = replay_all(None);
+    let (released_state, released_reads) = replay_all(Some(late));
+    assert_eq!(released_state, kept_state);
+    assert!(
+        released_reads > kept_reads,
+        "{released_reads} reads from the source without the window, {kept_reads} with it"
+    );
+}
