@@ -87,13 +87,17 @@ impl Id {
             // Held inline: checking it costs less than finding it in the cache.
             return Id::check(text);
         }
-        let slot = recent_slot(text.as_bytes());
+        let hash = text_hash(text.as_bytes());
+        let slot = recent_slot(hash);
         if let Some(id) = Id::recent(slot, text.as_bytes()) {
             return Ok(id);
         }
-        let id = Id::check(text)?;
+        Id::check_hashed(text, hash).inspect(|id| Id::remember(slot, id))
+    }
+
+    /// Puts a long identifier in `slot` of this thread's cache.
+    fn remember(slot: usize, id: &Id) {
         RECENT.with_borrow_mut(|recent| recent[slot] = Some(id.clone()));
-        Ok(id)
     }
 
     /// The identifier in `slot` of this thread's cache if its text is `bytes`.
@@ -113,6 +117,11 @@ impl Id {
     }
 
     fn check(text: &str) -> Result<Id, String> {
+        Id::check_hashed(text, text_hash(text.as_bytes()))
+    }
+
+    /// [`Id::check`] of a text whose hash ([`text_hash`]) is already known.
+    fn check_hashed(text: &str, hash: u64) -> Result<Id, String> {
         if text.is_empty() {
             return Err("must not be empty".to_string());
         }
@@ -130,10 +139,9 @@ impl Id {
                 bad
             ));
         }
-        use std::hash::BuildHasher;
         Ok(Id {
             text: SmolStr::new(text),
-            hash: ID_HASHER.hash_one(text.as_bytes()),
+            hash,
         })
     }
 
@@ -232,29 +240,35 @@ impl Id {
         let mut buffer = [0u8; MAX_ID_BYTES];
         decoder.reader().read(&mut buffer[..length])?;
         let bytes = &buffer[..length];
+        let hash = text_hash(bytes);
         // A repeated long identifier is found by its bytes: its text was checked when it
         // entered the cache, so it is not checked again, not even as UTF-8.
-        if repeats
-            && length > INLINE_ID_BYTES
-            && let Some(id) = Id::recent(recent_slot(bytes), bytes)
+        let slot = (repeats && length > INLINE_ID_BYTES).then(|| recent_slot(hash));
+        if let Some(slot) = slot
+            && let Some(id) = Id::recent(slot, bytes)
         {
             return Ok(id);
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|inner| bincode::error::DecodeError::Utf8 { inner })?;
-        let id = if repeats {
-            Id::parse(text)
-        } else {
-            Id::parse_unique(text)
-        };
-        id.map_err(|_| invalid())
+        let id = Id::check_hashed(text, hash).map_err(|_| invalid())?;
+        if let Some(slot) = slot {
+            Id::remember(slot, &id);
+        }
+        Ok(id)
     }
 }
 
-/// The slot of this thread's identifier cache that an identifier's text hashes to.
-fn recent_slot(bytes: &[u8]) -> usize {
+/// The hash an identifier with this text carries ([`ID_HASHER`]): computed once per
+/// identifier made, and also what places a long one in this thread's cache.
+fn text_hash(bytes: &[u8]) -> u64 {
     use std::hash::BuildHasher;
-    foldhash::fast::FixedState::default().hash_one(bytes) as usize % RECENT_IDS
+    ID_HASHER.hash_one(bytes)
+}
+
+/// The slot of this thread's identifier cache for a text with this hash.
+fn recent_slot(hash: u64) -> usize {
+    (hash % RECENT_IDS as u64) as usize
 }
 
 /// Free text: 1 to 512 bytes of UTF-8 without control characters.

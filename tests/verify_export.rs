@@ -222,6 +222,32 @@ fn rechain(records: &mut [chipledger::codec::Record]) -> Vec<(Vec<u8>, String)> 
     rewritten
 }
 
+/// Records a replay reads by number, as a store or an export would give them, counting the
+/// reads.
+struct Records {
+    records: Vec<chipledger::codec::Record>,
+    reads: std::cell::Cell<usize>,
+}
+
+impl Records {
+    fn new(records: Vec<chipledger::codec::Record>) -> Records {
+        Records {
+            records,
+            reads: std::cell::Cell::new(0),
+        }
+    }
+}
+
+impl chipledger::verify::RecordSource for Records {
+    fn record(&self, seq: u64) -> Result<chipledger::codec::Record, String> {
+        self.reads.set(self.reads.get() + 1);
+        self.records
+            .get(seq as usize)
+            .cloned()
+            .ok_or_else(|| format!("no record {seq}"))
+    }
+}
+
 #[test]
 fn a_rewritten_history_with_valid_hashes_is_refused_by_the_rules() {
     // An attacker with the code can re-encode a record and re-chain everything after it, but
@@ -256,7 +282,7 @@ fn a_rewritten_history_with_valid_hashes_is_refused_by_the_rules() {
 /// computes the id probes of a bundle ahead of pushing its records (`Replay::warm`).
 #[test]
 fn an_event_id_used_twice_is_caught() {
-    use chipledger::verify::{Decoded, RecordSource, Replay};
+    use chipledger::verify::{Decoded, Replay};
     let ledger = ledger();
     let mut records = records(&export(&ledger));
     let last = records.len() - 1;
@@ -272,16 +298,7 @@ fn an_event_id_used_twice_is_caught() {
         "{stderr}"
     );
 
-    struct Records(Vec<chipledger::codec::Record>);
-    impl RecordSource for Records {
-        fn record(&self, seq: u64) -> Result<chipledger::codec::Record, String> {
-            self.0
-                .get(seq as usize)
-                .cloned()
-                .ok_or_else(|| format!("no record {seq}"))
-        }
-    }
-    let source = Records(records);
+    let source = Records::new(records);
     let mut replay = Replay::new();
     let mut failure = None;
     for (bytes, _) in &rewritten {
@@ -305,18 +322,7 @@ fn an_event_id_used_twice_is_caught() {
 /// the replay ends in the state of one that kept its window.
 #[test]
 fn a_replay_without_its_window_still_checks_late_records_and_voids() {
-    use chipledger::verify::{Decoded, RecordSource, Replay};
-    use std::cell::Cell;
-    struct Records(Vec<chipledger::codec::Record>, Cell<usize>);
-    impl RecordSource for Records {
-        fn record(&self, seq: u64) -> Result<chipledger::codec::Record, String> {
-            self.1.set(self.1.get() + 1);
-            self.0
-                .get(seq as usize)
-                .cloned()
-                .ok_or_else(|| format!("no record {seq}"))
-        }
-    }
+    use chipledger::verify::{Decoded, Replay};
     let ledger = ledger();
     let lines = export(&ledger);
     let mut records = records(&lines);
@@ -326,7 +332,7 @@ fn a_replay_without_its_window_still_checks_late_records_and_voids() {
         .expect("the late record");
     let rewritten = rechain(&mut records);
     let replay_all = |release_before: Option<usize>| {
-        let source = Records(records.clone(), Cell::new(0));
+        let source = Records::new(records.clone());
         let mut replay = Replay::new();
         for (index, (bytes, _)) in rewritten.iter().enumerate() {
             if release_before == Some(index) {
@@ -336,7 +342,7 @@ fn a_replay_without_its_window_still_checks_late_records_and_voids() {
             replay.push(bytes, &mut decoded, &source).unwrap();
         }
         let state = chipledger::rules::snapshot::encode(replay.state().unwrap());
-        (state, source.1.get())
+        (state, source.reads.get())
     };
     let (kept_state, kept_reads) = replay_all(None);
     let (released_state, released_reads) = replay_all(Some(late));
