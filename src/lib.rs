@@ -1,6 +1,7 @@
 //! chipledger: an append-only, hash-chained ledger of AI compute under the AI diffusion
 //! export-control framework. See ARCHITECTURE.md for the map of the modules.
 
+pub mod affinity;
 pub mod audit;
 pub mod cli;
 pub mod codec;

@@ -15,6 +15,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::Scope;
 
 use super::spill::{self, Spill, SpillError, SpillWriter, Spilled};
+use crate::affinity::Helpers;
 use crate::input::{self, Lines};
 
 /// Lines per block: large enough that a channel hand-over costs nothing per line, small enough
@@ -212,15 +213,17 @@ pub fn check<R: BufRead + Send>(
 
 /// Starts a thread that reads the scratch files back block by block, a few blocks ahead of the
 /// receiver, and decodes the events. It stops at the end, at the first block it cannot read
-/// back (sending the error), or when the receiver is dropped. `progress` sees how far into the
-/// input file each block ends, for progress bars.
+/// back (sending the error), or when the receiver is dropped. It keeps to the processors of
+/// `helpers`. `progress` sees how far into the input file each block ends, for progress bars.
 pub fn stream<'scope>(
     scope: &'scope Scope<'scope, '_>,
     mut spill: Spill,
+    helpers: Helpers,
     progress: impl Fn(u64) + Send + 'scope,
 ) -> Receiver<Result<ParsedBlock, SpillError>> {
     let (sender, receiver) = sync_channel(BLOCKS_AHEAD);
     scope.spawn(move || {
+        helpers.keep_this_thread();
         for index in 0..spill.blocks() {
             let block = spill.read_block(index).and_then(|bytes| {
                 let events = spill::events(&bytes).collect::<Result<_, _>>()?;
@@ -303,7 +306,7 @@ mod tests {
             let positions = Mutex::new(Vec::new());
             let positions = &positions;
             std::thread::scope(|scope| {
-                let receiver = stream(scope, checked.spill, move |position| {
+                let receiver = stream(scope, checked.spill, Helpers::anywhere(), move |position| {
                     positions.lock().unwrap().push(position)
                 });
                 let mut numbers = Vec::new();

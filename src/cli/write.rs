@@ -425,6 +425,10 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
     let feed::Checked { events, spill } = check_syntax(context, file, total)?;
     timings.step("check");
     ledger.reserve(events);
+    // This thread decides the events in order; reading them back, sealing and committing run
+    // on the other processors.
+    let helpers = crate::affinity::Helpers::of_this_thread();
+    ledger.keep_helpers(helpers);
     let mut rejects_file = match rejects {
         Some(path) => Some(std::io::BufWriter::new(File::create(path).map_err(
             |error| Error::Store(StoreError::Io(format!("{}: {error}", path.display()))),
@@ -446,7 +450,7 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
     // The last line of each batch being made durable in the background, oldest first.
     let mut in_flight: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
     std::thread::scope(|scope| -> Result<(), Error> {
-        let blocks = feed::stream(scope, spill, move |position| {
+        let blocks = feed::stream(scope, spill, helpers, move |position| {
             if let Some(bar) = &bar_for_reader {
                 bar.set_position(position);
             }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use staged::{SealedEnd, StagedBytes};
 
+use crate::affinity::Helpers;
 use crate::codec::{self, BUNDLE_RECORDS, Body, Event, Genesis, Outcome, Record, content_bytes};
 use crate::date::{Date, Instant, RecordingDays};
 use crate::error::Error;
@@ -141,6 +142,8 @@ pub struct Ledger {
     /// The batches being made durable on the commit thread
     /// ([`Ledger::commit_in_background`]).
     committer: Option<Committer>,
+    /// The processors the committer's threads keep to ([`Ledger::keep_helpers`]).
+    helpers: Helpers,
     /// How long this handle has waited for background commits to finish (`--timings`).
     commit_wait: std::time::Duration,
     recording_days: RecordingDays,
@@ -203,7 +206,12 @@ impl Committer {
     /// Starts the threads. The sealing one owns `tree` and `end` (the sealed end of the log)
     /// from then on. After a failed commit the writing one commits nothing more: a later batch
     /// written after a missing one would leave a hole in the log.
-    fn start(store: Arc<Store>, mut tree: Tree, mut end: SealedEnd) -> Result<Committer, Error> {
+    fn start(
+        store: Arc<Store>,
+        mut tree: Tree,
+        mut end: SealedEnd,
+        helpers: Helpers,
+    ) -> Result<Committer, Error> {
         let (jobs, receive_jobs) = std::sync::mpsc::sync_channel::<Job>(BATCHES_IN_FLIGHT);
         let (send_sealed, receive_sealed) =
             std::sync::mpsc::sync_channel::<(Batch, Tree, SealedEnd)>(1);
@@ -211,7 +219,10 @@ impl Committer {
         let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
-                .spawn(work)
+                .spawn(move || {
+                    helpers.keep_this_thread();
+                    work()
+                })
                 .map_err(|error| {
                     Error::Store(StoreError::Io(format!("cannot start a thread: {error}")))
                 })
@@ -462,6 +473,7 @@ impl Ledger {
         let last_snapshot = reader.last_snapshot(head.size)?;
         Ok(Ledger {
             committer: None,
+            helpers: Helpers::anywhere(),
             commit_wait: std::time::Duration::ZERO,
             spare_records: None,
             last_snapshot,
@@ -652,6 +664,13 @@ impl Ledger {
                 Err(refusal) => Err(refusal),
             },
         )
+    }
+
+    /// Makes the threads that seal and commit batches in the background, once they start, keep
+    /// to the processors of `helpers` (affinity.rs): an import's deciding thread leaves them
+    /// the other processors.
+    pub fn keep_helpers(&mut self, helpers: Helpers) {
+        self.helpers = helpers;
     }
 
     /// Readies the duplicate-id probes of submissions about to come ([`IdIndex::warm`]): an
@@ -974,6 +993,7 @@ impl Ledger {
                 store,
                 self.tree.clone(),
                 self.sealed_end.clone(),
+                self.helpers,
             )?);
         }
         let batch = self.batch();
