@@ -26,21 +26,23 @@ pub struct Helpers {
 impl Helpers {
     /// The processors for the helpers of the calling thread: every processor this thread may
     /// run on, except the one it runs on now. Anywhere, if that leaves none.
+    #[cfg(target_os = "linux")]
     pub fn of_this_thread() -> Helpers {
-        #[cfg(target_os = "linux")]
-        {
-            use rustix::thread::{CpuSet, sched_getaffinity, sched_getcpu};
-            let processors = sched_getaffinity(None).ok().and_then(|mut allowed| {
-                let here = sched_getcpu();
-                if here >= CpuSet::MAX_CPU || !allowed.is_set(here) {
-                    return None;
-                }
-                allowed.unset(here);
-                (allowed.count() > 0).then_some(allowed)
-            });
-            Helpers { processors }
-        }
-        #[cfg(not(target_os = "linux"))]
+        use rustix::thread::{CpuSet, sched_getaffinity, sched_getcpu};
+        let processors = sched_getaffinity(None).ok().and_then(|mut allowed| {
+            let here = sched_getcpu();
+            if here >= CpuSet::MAX_CPU || !allowed.is_set(here) {
+                return None;
+            }
+            allowed.unset(here);
+            (allowed.count() > 0).then_some(allowed)
+        });
+        Helpers { processors }
+    }
+
+    /// Anywhere: this system's processors are left to its scheduler.
+    #[cfg(not(target_os = "linux"))]
+    pub fn of_this_thread() -> Helpers {
         Helpers {}
     }
 
