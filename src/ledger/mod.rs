@@ -158,9 +158,13 @@ pub struct Ledger {
 /// in one traced import), and a second batch absorbs those (tools/bench/PROFILE.md, goal 1).
 /// Since sealing moved to the commit side, deciding a batch takes about as long as committing
 /// one, and with two the deciding thread still waited 60 to 100 ms per 1M import; with three,
-/// 20 to 30 ms. Each batch held costs its records' bytes, about 2 MB at 10,000 events, and
-/// their bundles while it is being committed.
-const BATCHES_IN_FLIGHT: usize = 3;
+/// 20 to 30 ms. Since the sealing and commit threads keep off the deciding thread's processor
+/// (affinity.rs), sharing the other one with the thread that reads the scratch files back,
+/// they fall behind now and then, and with three the wait grew to 70 to 117 ms; with six,
+/// 24 to 55 ms, and 1M imports took 3 to 7% less time (tools/bench/PROFILE.md, goal 1). Each
+/// batch held costs its records' bytes, about 2 MB at 10,000 events, and their bundles while it
+/// is being committed: the 1M import's peak went from 152 to 175 MB.
+const BATCHES_IN_FLIGHT: usize = 6;
 
 /// What a staged record holds for `prev_chain` until its batch is sealed ([`seal_batch`]): the
 /// chain hash runs in log order, and computing it as each record was staged was a tenth of an
