@@ -425,8 +425,8 @@ pub fn import(context: &Context, file: &Path, options: ImportOptions<'_>) -> Res
     let feed::Checked { events, spill } = check_syntax(context, file, total)?;
     timings.step("check");
     ledger.reserve(events);
-    // This thread decides the events in order; reading them back, sealing and committing run
-    // on the other processors.
+    // This thread decides the events in order; reading them back and sealing them run on the
+    // other processors.
     let helpers = crate::affinity::Helpers::of_this_thread();
     ledger.keep_helpers(helpers);
     let mut rejects_file = match rejects {

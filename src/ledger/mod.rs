@@ -142,7 +142,7 @@ pub struct Ledger {
     /// The batches being made durable on the commit thread
     /// ([`Ledger::commit_in_background`]).
     committer: Option<Committer>,
-    /// The processors the committer's threads keep to ([`Ledger::keep_helpers`]).
+    /// The processors the committer's sealing thread keeps to ([`Ledger::keep_helpers`]).
     helpers: Helpers,
     /// How long this handle has waited for background commits to finish (`--timings`).
     commit_wait: std::time::Duration,
@@ -158,9 +158,9 @@ pub struct Ledger {
 /// in one traced import), and a second batch absorbs those (tools/bench/PROFILE.md, goal 1).
 /// Since sealing moved to the commit side, deciding a batch takes about as long as committing
 /// one, and with two the deciding thread still waited 60 to 100 ms per 1M import; with three,
-/// 20 to 30 ms. Since the sealing and commit threads keep off the deciding thread's processor
+/// 20 to 30 ms. Once the sealing and commit threads kept off the deciding thread's processor
 /// (affinity.rs), sharing the other one with the thread that reads the scratch files back,
-/// they fall behind now and then, and with three the wait grew to 70 to 117 ms; with six,
+/// they fell behind now and then, and with three the wait grew to 70 to 117 ms; with six,
 /// 24 to 55 ms, and 1M imports took 3 to 7% less time (tools/bench/PROFILE.md, goal 1). Each
 /// batch held costs its records' bytes, about 2 MB at 10,000 events, and their bundles while it
 /// is being committed: the 1M import's peak went from 152 to 175 MB.
@@ -220,7 +220,7 @@ impl Committer {
         let (send_sealed, receive_sealed) =
             std::sync::mpsc::sync_channel::<(Batch, Tree, SealedEnd)>(1);
         let (send_done, done) = std::sync::mpsc::channel();
-        let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
+        let spawn = |name: &str, helpers: Helpers, work: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
                 .spawn(move || {
@@ -233,6 +233,7 @@ impl Committer {
         };
         let sealing = spawn(
             "chipledger-seal",
+            helpers,
             Box::new(move || {
                 for job in receive_jobs {
                     let Job {
@@ -252,8 +253,12 @@ impl Committer {
                 }
             }),
         )?;
+        // The writing thread runs anywhere: its work is mostly the kernel's (copies into the
+        // page cache, waits for the disk), and kept with the sealing and reading threads it fell
+        // behind them (affinity.rs).
         let writing = spawn(
             "chipledger-commit",
+            Helpers::anywhere(),
             Box::new(move || {
                 let mut failed = false;
                 for (batch, tree, end) in receive_sealed {
@@ -670,9 +675,9 @@ impl Ledger {
         )
     }
 
-    /// Makes the threads that seal and commit batches in the background, once they start, keep
-    /// to the processors of `helpers` (affinity.rs): an import's deciding thread leaves them
-    /// the other processors.
+    /// Makes the thread that seals batches in the background, once it starts, keep to the
+    /// processors of `helpers` (affinity.rs): an import's deciding thread leaves it the other
+    /// processors. The thread that writes them runs anywhere.
     pub fn keep_helpers(&mut self, helpers: Helpers) {
         self.helpers = helpers;
     }
