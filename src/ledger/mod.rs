@@ -163,7 +163,8 @@ pub struct Ledger {
 /// they fell behind now and then, and with three the wait grew to 70 to 117 ms; with six,
 /// 24 to 55 ms, and 1M imports took 3 to 7% less time (tools/bench/PROFILE.md, goal 1). Each
 /// batch held costs its records' bytes, about 2 MB at 10,000 events, and their bundles while it
-/// is being committed: the 1M import's peak went from 152 to 175 MB.
+/// is being committed: the 1M import's peak went from 152 to 175 MB. The commit thread has
+/// since been left free again (the wait 14 to 32 ms); three in flight was not measured again.
 const BATCHES_IN_FLIGHT: usize = 6;
 
 /// What a staged record holds for `prev_chain` until its batch is sealed ([`seal_batch`]): the
