@@ -8,6 +8,8 @@
 //! Every clause is a pure function of the facts, the counters and the event; no I/O, no clock
 //! (the recording day is an argument).
 
+use smallvec::SmallVec;
+
 use crate::codec::{
     Basis, Body, ChipsOutcome, Event, Outcome, Record, RevokeOutcome, Scope, Tier, VoidOutcome,
     WeightsAuthority, WeightsOutcome,
@@ -627,10 +629,17 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
-        let mut changes = vec![(arrival.receiver, country, arrival.amount_tpp, true)];
-        if let Some((source, from)) = arrival.source {
-            changes.push((source, from, arrival.amount_tpp, false));
-        }
+        // At most two changes, so they live on the stack: with a vector for the changes and
+        // another for each holder's share of them, the allocator took about a tenth of the
+        // replaying thread's instructions in `verify` (tools/bench/PROFILE.md, goal 3).
+        let arriving = (arrival.receiver, country, arrival.amount_tpp, true);
+        let changes: SmallVec<[_; 2]> = std::iter::once(arriving)
+            .chain(
+                arrival
+                    .source
+                    .map(|(source, from)| (source, from, arrival.amount_tpp, false)),
+            )
+            .collect();
         for holder in [
             Some(arrival.receiver),
             arrival.source.map(|(source, _)| source),
@@ -638,7 +647,7 @@ impl<'a> Checker<'a> {
         .into_iter()
         .flatten()
         {
-            let own: Vec<(Country, u64, bool)> = changes
+            let own: SmallVec<[(Country, u64, bool); 2]> = changes
                 .iter()
                 .filter(|(who, ..)| *who == holder)
                 .map(|(_, country, amount, arriving)| (*country, *amount, *arriving))
@@ -911,30 +920,35 @@ impl<'a> Checker<'a> {
         }
         let nothing = EntityTpp::default();
         let before = self.counters.entity(holder).unwrap_or(&nothing);
-        let mut after = before.clone();
+        // The holder's TPP by country after the changes: on the stack for a holder in up to
+        // 16 countries, as a copy of its counters was one allocation per check.
+        let mut after: SmallVec<[(Country, u64); 16]> = SmallVec::from_slice(&before.by_country);
+        let mut total = before.total;
         for (country, amount, arriving) in changes {
-            let held = after.in_country(*country);
+            let held = EntityTpp::held_in(&after, *country);
             let new = if *arriving {
                 held.saturating_add(*amount)
             } else {
                 held.saturating_sub(*amount)
             };
-            after.total = after.total - held + new;
-            match after.by_country.binary_search_by_key(country, |(c, _)| *c) {
-                Ok(index) => after.by_country[index].1 = new,
-                Err(index) => after.by_country.insert(index, (*country, new)),
+            total = total - held + new;
+            match after.binary_search_by_key(country, |(c, _)| *c) {
+                Ok(index) => after[index].1 = new,
+                Err(index) => after.insert(index, (*country, new)),
             }
         }
-        self.uveu_ratios(holder, before, &after)
+        self.uveu_ratios(holder, before, total, &after)
     }
 
+    /// Checks the universal VEU ratios of `holder`, whose TPP was `before` and would be `total`
+    /// in all, `after` by country (sorted by country).
     fn uveu_ratios(
         &self,
         holder: &Id,
         before: &EntityTpp,
-        after: &EntityTpp,
+        total: u64,
+        after: &[(Country, u64)],
     ) -> Result<(), Refusal> {
-        let total = after.total;
         if total == 0 {
             return Ok(());
         }
@@ -956,7 +970,7 @@ impl<'a> Checker<'a> {
         // country outside Tier 1 over its limit, which is refused only if the Tier 1 share holds.
         let mut t1_after = 0;
         let mut over_share = None;
-        for (country, held) in &after.by_country {
+        for (country, held) in after {
             if self.facts.tier(*country, self.date) == Tier::One {
                 t1_after += held;
             } else if over_share.is_none()
@@ -1020,7 +1034,7 @@ impl<'a> Checker<'a> {
         let own_hq = self.facts.entities.get(holder).map(|fact| fact.hq);
         if own_hq == Some(home) {
             let home_share = ruleset.uveu_home_share_min;
-            let at_home = after.in_country(home);
+            let at_home = EntityTpp::held_in(after, home);
             if u128::from(home_share.denominator) * u128::from(at_home)
                 < u128::from(home_share.numerator) * u128::from(total)
             {
@@ -1084,7 +1098,7 @@ impl<'a> Checker<'a> {
         if scope == Scope::Universal && self.owners.entity(holder) {
             let nothing = EntityTpp::default();
             let current = self.counters.entity(holder).unwrap_or(&nothing);
-            return self.uveu_ratios(holder, current, current);
+            return self.uveu_ratios(holder, current, current.total, &current.by_country);
         }
         Ok(())
     }

@@ -132,8 +132,13 @@ pub struct EntityTpp {
 
 impl EntityTpp {
     pub fn in_country(&self, country: Country) -> u64 {
-        match self.by_country.binary_search_by_key(&country, |(c, _)| *c) {
-            Ok(index) => self.by_country[index].1,
+        EntityTpp::held_in(&self.by_country, country)
+    }
+
+    /// The amount `by_country` (sorted by country) holds for `country`.
+    pub fn held_in(by_country: &[(Country, u64)], country: Country) -> u64 {
+        match by_country.binary_search_by_key(&country, |(c, _)| *c) {
+            Ok(index) => by_country[index].1,
             Err(_) => 0,
         }
     }
