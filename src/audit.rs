@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
 use crate::codec::{self, BUNDLE_RECORDS, CodecError, Record};
@@ -75,6 +76,13 @@ impl RecordSource for StoreSource<'_> {
 /// slow, noisy hour 1.822 against 1.880 s; the fastest run lower in all three series.
 const READ_AHEAD_BUNDLES: usize = 32;
 
+/// With at least this many bundles waiting for the replay, the reading thread also computes
+/// the id index's hashes of the bundles it reads (`Decoded::hash_id`), which the replaying
+/// thread computes otherwise. Which of the two threads sets `verify`'s pace changes from run
+/// to run (tools/bench/PROFILE.md, goal 3); a queue this deep says it is the replay, and the
+/// hashes then move to the thread with time to spare until the queue is shallow again.
+const HASH_AHEAD_BUNDLES: usize = READ_AHEAD_BUNDLES / 2;
+
 /// A stored entry bundle as the helper thread hands it to the replay: its bytes, and each
 /// entry's range in them with what the entry's bytes alone give ([`Decoded`]), or why the
 /// bundle's framing is broken.
@@ -100,13 +108,19 @@ fn read_ahead(
     want_root_at: Option<u64>,
     sender: SyncSender<Result<AheadBundle, Error>>,
     spent: Receiver<AheadBundle>,
+    waiting: &AtomicUsize,
 ) -> Tree {
     let mut tree = Tree::default();
     let mut completed = Vec::new();
     for item in store.bundles_from(0) {
         spent.try_iter().for_each(drop);
         let bundle = item.map_err(Error::from).map(|(index, bytes)| {
-            let entries = decode_entries(&bytes);
+            let mut entries = decode_entries(&bytes);
+            if waiting.load(Ordering::Relaxed) >= HASH_AHEAD_BUNDLES {
+                for (_, decoded) in entries.iter_mut().flatten() {
+                    decoded.hash_id();
+                }
+            }
             let mut tiles = Vec::new();
             let mut root_at = None;
             for (_, decoded) in entries.iter().flatten() {
@@ -129,6 +143,7 @@ fn read_ahead(
             .as_ref()
             .map_or(true, |bundle| bundle.entries.is_err());
         // A closed channel means the replay stopped: so does the reader.
+        waiting.fetch_add(1, Ordering::Relaxed);
         if sender.send(bundle).is_err() || last {
             break;
         }
@@ -173,14 +188,18 @@ pub fn verify_store(
     let mut replay = Replay::with_capacity(head.size);
     let mut voids = 0u64;
     let mut root_at = None;
+    // Bundles sent by the reading thread and not yet taken by the replay.
+    let waiting = AtomicUsize::new(0);
     let tree = std::thread::scope(|scope| {
         let (sender, ahead) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
         // Replayed bundles go back to the helper to be freed on the thread that allocated
         // them, as in `Reader::for_each` (tools/bench/PROFILE.md, goal 2).
         let (spent_sender, spent) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
         let store = &store;
-        let reader = scope.spawn(move || read_ahead(store, want_root_at, sender, spent));
+        let waiting = &waiting;
+        let reader = scope.spawn(move || read_ahead(store, want_root_at, sender, spent, waiting));
         for (expected_bundle, item) in (0u64..).zip(ahead) {
+            waiting.fetch_sub(1, Ordering::Relaxed);
             let mut bundle: AheadBundle = item?;
             if bundle.index != expected_bundle {
                 return Err(store_failure(format!(

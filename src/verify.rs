@@ -50,9 +50,8 @@ fn fail(seq: u64, message: impl Into<String>) -> Failure {
 /// replay's work, so an audit of the store computes it on a helper thread ahead of [`Replay`].
 pub struct Decoded {
     record: Result<(Record, codec::Subjects), codec::CodecError>,
-    /// The id index's hash of the record's event id, once [`Replay::warm`] has computed it
-    /// (on the replaying thread: the decoding thread bounds `verify`, tools/bench/PROFILE.md,
-    /// goal 3); [`Replay::push`] computes it if not.
+    /// The id index's hash of the record's event id, once [`Decoded::hash_id`] or
+    /// [`Replay::warm`] has computed it; [`Replay::push`] computes it if neither has.
     id_hash: Option<u64>,
     chain: [u8; 32],
     leaf: [u8; 32],
@@ -72,6 +71,16 @@ impl Decoded {
     /// The record's Merkle leaf hash (RFC 6962), whether or not its bytes decode.
     pub fn leaf(&self) -> [u8; 32] {
         self.leaf
+    }
+
+    /// Computes the id index's hash of the record's event id now, on this thread, rather than
+    /// leaving it to [`Replay::warm`]: an audit's reading thread does so while it runs ahead
+    /// of the replay, so that the hash lands on whichever thread has time to spare.
+    pub fn hash_id(&mut self) {
+        if let Ok((record, _)) = &self.record {
+            self.id_hash
+                .get_or_insert_with(|| id_hash(&record.event.id));
+        }
     }
 }
 
@@ -205,8 +214,9 @@ impl Replay {
         let hashes: Vec<u64> = decoded
             .filter_map(|decoded| {
                 let (record, _) = decoded.record.as_ref().ok()?;
-                let hash = id_hash(&record.event.id);
-                decoded.id_hash = Some(hash);
+                let hash = *decoded
+                    .id_hash
+                    .get_or_insert_with(|| id_hash(&record.event.id));
                 Some(hash)
             })
             .collect();

@@ -279,7 +279,9 @@ fn a_rewritten_history_with_valid_hashes_is_refused_by_the_rules() {
 
 /// A rewritten history whose last record reuses an earlier record's event id is caught at that
 /// record, both by `verify --export` and by the replay `verify` runs over a store, which
-/// computes the id probes of a bundle ahead of pushing its records (`Replay::warm`).
+/// computes the id probes of a bundle ahead of pushing its records (`Replay::warm`), with the
+/// id hashes computed by the reading thread (`Decoded::hash_id`), by the warming, or by the
+/// push itself.
 #[test]
 fn an_event_id_used_twice_is_caught() {
     use chipledger::verify::{Decoded, Replay};
@@ -299,22 +301,29 @@ fn an_event_id_used_twice_is_caught() {
     );
 
     let source = Records::new(records);
-    let mut replay = Replay::new();
-    let mut failure = None;
-    for (bytes, _) in &rewritten {
-        let mut decoded = Decoded::of(bytes);
-        replay.warm(std::iter::once(&mut decoded));
-        if let Err(error) = replay.push(bytes, &mut decoded, &source) {
-            failure = Some(error);
-            break;
+    for (hashed_ahead, warmed) in [(true, true), (false, true), (false, false)] {
+        let mut replay = Replay::new();
+        let mut failure = None;
+        for (bytes, _) in &rewritten {
+            let mut decoded = Decoded::of(bytes);
+            if hashed_ahead {
+                decoded.hash_id();
+            }
+            if warmed {
+                replay.warm(std::iter::once(&mut decoded));
+            }
+            if let Err(error) = replay.push(bytes, &mut decoded, &source) {
+                failure = Some(error);
+                break;
+            }
         }
+        let failure = failure.expect("the replay stops at the reused id");
+        assert_eq!(failure.seq, Some(last as u64), "{hashed_ahead} {warmed}");
+        assert!(
+            failure.message.contains("appears in an earlier record"),
+            "{failure}"
+        );
     }
-    let failure = failure.expect("the replay stops at the reused id");
-    assert_eq!(failure.seq, Some(last as u64));
-    assert!(
-        failure.message.contains("appears in an earlier record"),
-        "{failure}"
-    );
 }
 
 /// A replay whose window of recent records was freed still replays what comes after: the late
