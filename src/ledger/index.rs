@@ -100,6 +100,9 @@ fn slots_for(records: usize) -> usize {
     (records.max(8) * 2).next_power_of_two()
 }
 
+/// The size of a page of memory (the smallest, on the systems chipledger runs on).
+const PAGE_BYTES: usize = 4096;
+
 /// Regions of the table a rebuild files records into one after another (a power of two).
 const TABLE_REGIONS: usize = 2048;
 /// The most records a rebuild sorts at once (16 MiB).
@@ -160,6 +163,20 @@ impl IdIndex {
     fn rebuild(&mut self, capacity: usize, batch: usize) {
         assert!(capacity.is_power_of_two() && capacity > self.hashes.len());
         self.slots = vec![0; capacity];
+        // Each page of the new table is written once now, before anything reads it. A large
+        // table comes from the kernel unmapped, and a page first read ([`IdIndex::warm`]'s
+        // probes) is mapped to the kernel's shared zero page: the first write to it then
+        // faults again, to copy it, and flushes the page from the other processors' TLBs
+        // with an interrupt. Those faults were about 3% of `verify`'s replaying thread
+        // (tools/bench/PROFILE.md, goal 3); a page first written faults once. Filing a
+        // table's records writes nearly every page anyway.
+        for slot in self
+            .slots
+            .iter_mut()
+            .step_by(PAGE_BYTES / std::mem::size_of::<u32>())
+        {
+            *slot = std::hint::black_box(0);
+        }
         let mask = capacity - 1;
         // A sorted entry keeps its home slot in 32 bits.
         if self.hashes.len() < TABLE_REGIONS || mask > u32::MAX as usize {
