@@ -629,9 +629,9 @@ impl<'a> Checker<'a> {
                 ));
             }
         }
-        // At most two changes, so they live on the stack: with a vector for the changes and
-        // another for each holder's share of them, the allocator took about a tenth of the
-        // replaying thread's instructions in `verify` (tools/bench/PROFILE.md, goal 3).
+        // At most two changes, so they live on the stack: a vector for the changes and another
+        // for each holder's share of them cost `verify`'s replaying thread 5.6% of its
+        // instructions in allocations (tools/bench/PROFILE.md, goal 3).
         let arriving = (arrival.receiver, country, arrival.amount_tpp, true);
         let changes: SmallVec<[_; 2]> = std::iter::once(arriving)
             .chain(
