@@ -118,7 +118,7 @@ fn read_ahead(
             let mut entries = decode_entries(&bytes);
             if waiting.load(Ordering::Relaxed) >= HASH_AHEAD_BUNDLES {
                 for (_, decoded) in entries.iter_mut().flatten() {
-                    decoded.hash_id();
+                    let _ = decoded.hash_id();
                 }
             }
             let mut tiles = Vec::new();

@@ -73,14 +73,17 @@ impl Decoded {
         self.leaf
     }
 
-    /// Computes the id index's hash of the record's event id now, on this thread, rather than
-    /// leaving it to [`Replay::warm`]: an audit's reading thread does so while it runs ahead
-    /// of the replay, so that the hash lands on whichever thread has time to spare.
-    pub fn hash_id(&mut self) {
-        if let Ok((record, _)) = &self.record {
-            self.id_hash
-                .get_or_insert_with(|| id_hash(&record.event.id));
-        }
+    /// The id index's hash of the record's event id (`None` if its bytes do not decode),
+    /// computed on this thread unless it was already: an audit's reading thread computes it
+    /// while it runs ahead of the replay, so that the hash lands on whichever thread has time
+    /// to spare, and [`Replay::warm`] computes the rest.
+    pub fn hash_id(&mut self) -> Option<u64> {
+        let (record, _) = self.record.as_ref().ok()?;
+        Some(
+            *self
+                .id_hash
+                .get_or_insert_with(|| id_hash(&record.event.id)),
+        )
     }
 }
 
@@ -211,15 +214,7 @@ impl Replay {
     /// slot right after hashing its id left every cache miss to stall alone (the warming was
     /// 7.6% of `verify`'s samples, tools/bench/PROFILE.md, goal 3).
     pub fn warm<'a>(&self, decoded: impl Iterator<Item = &'a mut Decoded>) {
-        let hashes: Vec<u64> = decoded
-            .filter_map(|decoded| {
-                let (record, _) = decoded.record.as_ref().ok()?;
-                let hash = *decoded
-                    .id_hash
-                    .get_or_insert_with(|| id_hash(&record.event.id));
-                Some(hash)
-            })
-            .collect();
+        let hashes: Vec<u64> = decoded.filter_map(Decoded::hash_id).collect();
         self.ids.warm(hashes.into_iter());
     }
 
