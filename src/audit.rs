@@ -6,6 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 
@@ -16,7 +17,8 @@ use crate::ledger::index::{
     SNAPSHOT_PREFIX,
 };
 use crate::ledger::reader::PrefixSnapshot;
-use crate::merkle::{TILE_WIDTH, TileWrite, Tree};
+use crate::ledger::window::{RecordBytes, SharedBytes};
+use crate::merkle::{TILE_WIDTH, Tree};
 use crate::rules::snapshot;
 use crate::store::{Bytes, Head, Store};
 use crate::verify::{Decoded, Failure, RecordSource, Replay};
@@ -77,10 +79,12 @@ impl RecordSource for StoreSource<'_> {
 const READ_AHEAD_BUNDLES: usize = 32;
 
 /// With at least this many bundles waiting for the replay, the reading thread also computes
-/// the id index's hashes of the bundles it reads (`Decoded::hash_id`), which the replaying
-/// thread computes otherwise. Which of the two threads sets `verify`'s pace changes from run
-/// to run (tools/bench/PROFILE.md, goal 3); a queue this deep says it is the replay, and the
-/// hashes then move to the thread with time to spare until the queue is shallow again.
+/// the Merkle leaf hashes and the id index's hashes of the bundles it reads
+/// ([`Decoded::hash_leaf`], [`Decoded::hash_id`]), which the replaying thread computes
+/// otherwise. Which of the two threads sets `verify`'s pace changes from run to run, and with
+/// every cut in either one's work (tools/bench/PROFILE.md, goal 3); a queue this deep says it
+/// is the replay, and the hashes then move to the thread with time to spare until the queue is
+/// shallow again.
 const HASH_AHEAD_BUNDLES: usize = READ_AHEAD_BUNDLES / 2;
 
 /// A stored entry bundle as the helper thread hands it to the replay: its bytes, and each
@@ -88,55 +92,30 @@ const HASH_AHEAD_BUNDLES: usize = READ_AHEAD_BUNDLES / 2;
 /// bundle's framing is broken.
 struct AheadBundle {
     index: u64,
-    bytes: Bytes,
+    /// Shared with the replay's window of recent records, which keeps a bundle rather than a
+    /// copy of its records' bytes.
+    bytes: SharedBytes,
     entries: Result<Vec<(Range<usize>, Decoded)>, CodecError>,
-    /// The Merkle tiles the bundle's leaves completed, each with the log size at which it
-    /// completed (a level-0 tile at its bundle's last record, since both hold 256 records).
-    tiles: Vec<(u64, TileWrite)>,
-    /// The tree's root when it held `want_root_at` records, if this bundle brought it there.
-    root_at: Option<(u64, [u8; 32])>,
 }
 
 /// The helper thread of [`verify_store`]: reads every bundle in key order, splits and decodes
-/// it, adds its leaves to the Merkle tree, and sends it on, until the replay stops taking them
-/// or a bundle cannot be read or split (the replay reports that bundle when it reaches it).
-/// Decoding and hashing are about half of the audit's work, and need no earlier record; the
-/// tree's node hashes were a twentieth of the replaying thread, which bounds the audit. Returns
-/// the tree of every leaf it sent.
+/// it, and sends it on, until the replay stops taking them or a bundle cannot be read or split
+/// (the replay reports that bundle when it reaches it). Bundles come back through `spent` to
+/// be freed here, where they were allocated.
 fn read_ahead(
     store: &Store,
-    want_root_at: Option<u64>,
     sender: SyncSender<Result<AheadBundle, Error>>,
     spent: Receiver<AheadBundle>,
     waiting: &AtomicUsize,
-) -> Tree {
-    let mut tree = Tree::default();
-    let mut completed = Vec::new();
+) {
     for item in store.bundles_from(0) {
         spent.try_iter().for_each(drop);
         let bundle = item.map_err(Error::from).map(|(index, bytes)| {
-            let mut entries = decode_entries(&bytes);
-            if waiting.load(Ordering::Relaxed) >= HASH_AHEAD_BUNDLES {
-                for (_, decoded) in entries.iter_mut().flatten() {
-                    let _ = decoded.hash_id();
-                }
-            }
-            let mut tiles = Vec::new();
-            let mut root_at = None;
-            for (_, decoded) in entries.iter().flatten() {
-                tree.push(decoded.leaf(), &mut completed);
-                let size = tree.size();
-                tiles.extend(completed.drain(..).map(|tile| (size, tile)));
-                if want_root_at == Some(size) {
-                    root_at = Some((size, tree.root()));
-                }
-            }
+            let hash_ahead = waiting.load(Ordering::Relaxed) >= HASH_AHEAD_BUNDLES;
             AheadBundle {
                 index,
-                bytes,
-                entries,
-                tiles,
-                root_at,
+                entries: decode_entries(&bytes, hash_ahead),
+                bytes: Arc::new(bytes),
             }
         });
         let last = bundle
@@ -152,18 +131,26 @@ fn read_ahead(
     // and closes the return channel.
     drop(sender);
     spent.iter().for_each(drop);
-    tree
 }
 
 /// Splits a bundle and decodes each entry as it is found, while its bytes are in the cache
-/// (`codec::BundleEntries`). A plain loop into a vector sized for a full bundle: collecting
-/// through `Result` adapters moved each 400-byte `Decoded` several times, and those copies were
-/// about 8% of the reading thread (tools/bench/PROFILE.md, goal 3).
-fn decode_entries(bytes: &[u8]) -> Result<Vec<(Range<usize>, Decoded)>, CodecError> {
+/// (`codec::BundleEntries`), with its leaf and id hashes too if `hash_ahead`. A plain loop into
+/// a vector sized for a full bundle: collecting through `Result` adapters moved each 400-byte
+/// `Decoded` several times, and those copies were about 8% of the reading thread
+/// (tools/bench/PROFILE.md, goal 3).
+fn decode_entries(
+    bytes: &[u8],
+    hash_ahead: bool,
+) -> Result<Vec<(Range<usize>, Decoded)>, CodecError> {
     let mut entries = Vec::with_capacity(BUNDLE_RECORDS as usize);
     for entry in codec::BundleEntries::new(bytes) {
         let range = entry?;
-        entries.push((range.clone(), Decoded::of(&bytes[range])));
+        let mut decoded = Decoded::decode(&bytes[range.clone()]);
+        if hash_ahead {
+            decoded.hash_leaf(&bytes[range.clone()]);
+            let _ = decoded.hash_id();
+        }
+        entries.push((range, decoded));
     }
     Ok(entries)
 }
@@ -190,14 +177,16 @@ pub fn verify_store(
     let mut root_at = None;
     // Bundles sent by the reading thread and not yet taken by the replay.
     let waiting = AtomicUsize::new(0);
-    let tree = std::thread::scope(|scope| {
+    let mut tree = Tree::default();
+    let mut completed = Vec::new();
+    std::thread::scope(|scope| {
         let (sender, ahead) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
         // Replayed bundles go back to the helper to be freed on the thread that allocated
         // them, as in `Reader::for_each` (tools/bench/PROFILE.md, goal 2).
         let (spent_sender, spent) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
         let store = &store;
         let waiting = &waiting;
-        let reader = scope.spawn(move || read_ahead(store, want_root_at, sender, spent, waiting));
+        let reader = scope.spawn(move || read_ahead(store, sender, spent, waiting));
         for (expected_bundle, item) in (0u64..).zip(ahead) {
             waiting.fetch_sub(1, Ordering::Relaxed);
             let mut bundle: AheadBundle = item?;
@@ -217,28 +206,30 @@ pub fn verify_store(
             })?;
             let count = entries.len() as u64;
             replay.warm(entries.iter_mut().map(|(_, decoded)| decoded));
-            // Each tile is checked once the replay has accepted the record that completed it,
-            // as when the replay built the tree itself.
-            let mut tiles = bundle.tiles.iter().peekable();
             for (range, decoded) in entries {
                 let record = replay
-                    .push(&bundle.bytes[range.clone()], decoded, &source)
+                    .push(
+                        RecordBytes::Within(&bundle.bytes, range.clone()),
+                        decoded,
+                        &source,
+                    )
                     .map_err(failed)?;
                 if matches!(record.event.body, codec::Body::Void(_)) {
                     voids += 1;
                 }
-                while let Some((_, tile)) = tiles.next_if(|(size, _)| *size == replay.size()) {
+                // Each tile is checked once the replay has accepted the record that completed it.
+                let bytes: &[u8] = (*bundle.bytes).as_ref();
+                tree.push(decoded.hash_leaf(&bytes[range.clone()]), &mut completed);
+                for tile in completed.drain(..) {
                     check_tile(store, tile.level, tile.index, &tile.data)?;
+                }
+                if want_root_at == Some(tree.size()) {
+                    root_at = Some((tree.size(), tree.root()));
                 }
                 if snapshots.next_size()? == Some(replay.size()) {
                     check_snapshot(&snapshots.take(replay.size())?, &replay)?;
                 }
             }
-            assert!(
-                tiles.next().is_none(),
-                "every tile completed at a record of its bundle"
-            );
-            root_at = root_at.or(bundle.root_at);
             if count != BUNDLE_RECORDS && (bundle.index + 1) * BUNDLE_RECORDS < head.size {
                 return Err(store_failure(format!(
                     "record {}: entry bundle {} holds {count} records; a full bundle holds 256",
@@ -253,7 +244,8 @@ pub fn verify_store(
         // The helper has sent every bundle (the loop ends when its sender is gone); it returns
         // once the return channel closes.
         drop(spent_sender);
-        Ok(reader.join().expect("the reading thread does not panic"))
+        reader.join().expect("the reading thread does not panic");
+        Ok::<(), Error>(())
     })?;
     assert_eq!(
         tree.size(),
@@ -562,7 +554,7 @@ pub fn verify_export(
         source.offsets.borrow_mut().push(offset);
         let mut decoded = Decoded::of(&bytes);
         let record = replay
-            .push(&bytes, &mut decoded, &source)
+            .push(RecordBytes::Copy(&bytes), &mut decoded, &source)
             .map_err(|failure| store_failure(format!("{failure} (line {number})")))?;
         let expected = view::export_line(record, &bytes);
         if value != expected {
@@ -575,7 +567,7 @@ pub fn verify_export(
             voids += 1;
         }
         // An export holds no tiles to check: only the tree's root is wanted.
-        tree.push(decoded.leaf(), &mut completed_tiles);
+        tree.push(decoded.hash_leaf(&bytes), &mut completed_tiles);
         completed_tiles.clear();
         if want_root_at == Some(tree.size()) {
             root_at = Some((tree.size(), tree.root()));

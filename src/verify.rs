@@ -13,7 +13,7 @@ use crate::codec::{self, Body, Outcome, Record, Subject};
 use crate::date::{Date, Instant, RecordingDays};
 use crate::ledger::Links;
 use crate::ledger::index::{self, IdIndex, Position, id_hash};
-use crate::ledger::window::Window;
+use crate::ledger::window::{RecordBytes, Window};
 use crate::rules::{self, Affected, Later, Rejection, State, TimelineKey, VoidTarget};
 
 /// Where a replay reads records it no longer holds (a late record reaching far back).
@@ -46,31 +46,44 @@ fn fail(seq: u64, message: impl Into<String>) -> Failure {
 }
 
 /// What a record's bytes give without any earlier record: the record decoded (with the canonical
-/// check) and its subjects, its chain hash and its Merkle leaf hash. It is about half of a
-/// replay's work, so an audit of the store computes it on a helper thread ahead of [`Replay`].
+/// check) and its subjects, its chain hash, its Merkle leaf hash and its id index hash. It is
+/// about half of a replay's work, so an audit of the store computes it on a helper thread ahead
+/// of [`Replay`]: the decoding and the chain hash always, the two other hashes when the helper
+/// runs far enough ahead.
 pub struct Decoded {
     record: Result<(Record, codec::Subjects), codec::CodecError>,
     /// The id index's hash of the record's event id, once [`Decoded::hash_id`] or
     /// [`Replay::warm`] has computed it; [`Replay::push`] computes it if neither has.
     id_hash: Option<u64>,
     chain: [u8; 32],
-    leaf: [u8; 32],
+    /// The Merkle leaf hash, once [`Decoded::hash_leaf`] has computed it.
+    leaf: Option<[u8; 32]>,
 }
 
 impl Decoded {
+    /// Everything a record's bytes give alone except the id index's hash.
     pub fn of(bytes: &[u8]) -> Decoded {
-        let record = codec::decode_record_subjects(bytes);
+        let mut decoded = Decoded::decode(bytes);
+        decoded.hash_leaf(bytes);
+        decoded
+    }
+
+    /// The record and its chain hash, leaving its Merkle leaf hash and id hash for later
+    /// ([`Decoded::hash_leaf`], [`Decoded::hash_id`]): on whichever thread of an audit has time
+    /// to spare.
+    pub fn decode(bytes: &[u8]) -> Decoded {
         Decoded {
+            record: codec::decode_record_subjects(bytes),
             id_hash: None,
-            record,
             chain: codec::chain_hash(bytes),
-            leaf: codec::leaf_hash(bytes),
+            leaf: None,
         }
     }
 
-    /// The record's Merkle leaf hash (RFC 6962), whether or not its bytes decode.
-    pub fn leaf(&self) -> [u8; 32] {
-        self.leaf
+    /// The record's Merkle leaf hash (RFC 6962), whether or not its bytes decode, computed on
+    /// this thread unless it was already. `bytes` are the bytes this was decoded from.
+    pub fn hash_leaf(&mut self, bytes: &[u8]) -> [u8; 32] {
+        *self.leaf.get_or_insert_with(|| codec::leaf_hash(bytes))
     }
 
     /// The id index's hash of the record's event id (`None` if its bytes do not decode),
@@ -266,7 +279,7 @@ impl Replay {
     /// Checks one record's bytes and replays it. `decoded` is [`Decoded::of`] these bytes.
     pub fn push<'d>(
         &mut self,
-        bytes: &[u8],
+        bytes: RecordBytes<'_>,
         decoded: &'d mut Decoded,
         source: &dyn RecordSource,
     ) -> Result<&'d Record, Failure> {

@@ -688,56 +688,91 @@ fn as_of_folds_in_and_out_of_distant_snapshots_equal_a_full_replay() {
     }
 }
 
-/// The window keeps exactly the last `capacity` records as they arrive; a walk finds the
-/// records after a place in the timeline that concern an entity, and hands over where it left
-/// the window, to go on through the store.
+/// The window keeps exactly the last `capacity` records as they arrive, whether it copies
+/// their bytes (the writer) or keeps the blocks they came in (the verifier's entry bundles); a
+/// walk finds the records after a place in the timeline that concern an entity, and hands over
+/// where it left the window, to go on through the store.
 #[test]
 fn the_window_of_recent_records_keeps_the_last_ones() {
-    use chipledger::ledger::window::{Window, walk_beyond};
+    use chipledger::ledger::window::{RecordBytes, SharedBytes, Window, walk_beyond};
     use chipledger::rules::Affected;
     use std::sync::Arc;
     let temp_ledger = inventory_ledger(300, 1_000);
     let reader = Reader::open(&temp_ledger.dir).unwrap();
-    let mut window = Window::with_capacity(0, 64);
+    let mut records = Vec::new();
     reader
         .for_each(0, 200, |bytes, record| {
-            window.push(record, &record.subjects(), bytes);
-            assert_eq!(window.end(), record.seq + 1);
-            assert_eq!(window.first(), (record.seq + 1).saturating_sub(64));
+            records.push((record.clone(), bytes.to_vec()));
             Ok(())
         })
         .unwrap();
-    assert!(window.get(135).is_none());
-    assert_eq!(*window.get(136).unwrap(), reader.record(136).unwrap());
-    assert_eq!(*window.get(199).unwrap(), reader.record(199).unwrap());
-    assert!(window.get(200).is_none());
+    // Blocks of 7 records' bytes end to end, as a verifier's bundles hold them.
+    let blocks: Vec<(SharedBytes, Vec<std::ops::Range<usize>>)> = records
+        .chunks(7)
+        .map(|chunk| {
+            let mut block = Vec::new();
+            let mut ranges = Vec::new();
+            for (_, bytes) in chunk {
+                ranges.push(block.len()..block.len() + bytes.len());
+                block.extend_from_slice(bytes);
+            }
+            (Arc::new(block) as SharedBytes, ranges)
+        })
+        .collect();
+    for shared in [false, true] {
+        let mut window = Window::with_capacity(0, 64);
+        for (index, (record, bytes)) in records.iter().enumerate() {
+            let (block, ranges) = &blocks[index / 7];
+            let bytes = if shared {
+                RecordBytes::Within(block, ranges[index % 7].clone())
+            } else {
+                RecordBytes::Copy(bytes)
+            };
+            window.push(record, &record.subjects(), bytes);
+            assert_eq!(window.end(), record.seq + 1);
+            assert_eq!(window.first(), (record.seq + 1).saturating_sub(64));
+        }
+        assert!(window.get(135).is_none());
+        assert_eq!(*window.get(136).unwrap(), reader.record(136).unwrap());
+        assert_eq!(*window.get(199).unwrap(), reader.record(199).unwrap());
+        assert!(window.get(200).is_none());
 
-    // Every record from 1 on names entity "a", all on one day: after record 120 come 121 to 199.
-    let entity = chipledger::name::Id::parse("a").unwrap();
-    let mut reads = Affected::default();
-    reads.entities.insert(entity.clone());
-    let key = TimelineKey::of(&reader.record(120).unwrap());
-    let read = |seq| reader.record_alone(seq).map(Arc::new);
-    let (mut found, beyond) = window.later(&reads, key, 100, |_| Some(199));
-    let seqs = |found: &[chipledger::rules::Later]| -> Vec<u64> {
-        found.iter().map(|later| later.record.seq).collect()
-    };
-    assert_eq!(seqs(&found), (136..200).collect::<Vec<_>>());
-    assert_eq!(
-        beyond,
-        vec![(chipledger::codec::Subject::Entity(entity), 135)]
-    );
-    walk_beyond(&mut found, beyond, &reads, key, 100, read).unwrap();
-    assert_eq!(seqs(&found), (121..200).collect::<Vec<_>>());
+        // Every record from 1 on names entity "a", all on one day: after record 120 come 121
+        // to 199.
+        let entity = chipledger::name::Id::parse("a").unwrap();
+        let mut reads = Affected::default();
+        reads.entities.insert(entity.clone());
+        let key = TimelineKey::of(&reader.record(120).unwrap());
+        let read = |seq| reader.record_alone(seq).map(Arc::new);
+        let (mut found, beyond) = window.later(&reads, key, 100, |_| Some(199));
+        let seqs = |found: &[chipledger::rules::Later]| -> Vec<u64> {
+            found.iter().map(|later| later.record.seq).collect()
+        };
+        assert_eq!(seqs(&found), (136..200).collect::<Vec<_>>());
+        assert_eq!(
+            beyond,
+            vec![(chipledger::codec::Subject::Entity(entity), 135)]
+        );
+        walk_beyond(&mut found, beyond, &reads, key, 100, read).unwrap();
+        assert_eq!(seqs(&found), (121..200).collect::<Vec<_>>());
 
-    // A rolled-back tail leaves the window as it was before those records came.
-    window.pop_to(150);
-    assert_eq!((window.first(), window.end()), (136, 150));
-    assert!(window.get(150).is_none());
-    assert_eq!(*window.get(149).unwrap(), reader.record(149).unwrap());
-    let (found, beyond) = window.later(&reads, key, 100, |_| Some(149));
-    assert_eq!(seqs(&found), (136..150).collect::<Vec<_>>());
-    assert_eq!(beyond.len(), 1);
+        // A rolled-back tail (here from the middle of a block) leaves the window as it was
+        // before those records came, and the next records come in after what is left.
+        window.pop_to(150);
+        assert_eq!((window.first(), window.end()), (136, 150));
+        assert!(window.get(150).is_none());
+        assert_eq!(*window.get(149).unwrap(), reader.record(149).unwrap());
+        let (found, beyond) = window.later(&reads, key, 100, |_| Some(149));
+        assert_eq!(seqs(&found), (136..150).collect::<Vec<_>>());
+        assert_eq!(beyond.len(), 1);
+        for (record, bytes) in &records[150..160] {
+            window.push(record, &record.subjects(), RecordBytes::Copy(bytes));
+        }
+        assert_eq!((window.first(), window.end()), (136, 160));
+        for seq in [136, 149, 150, 159] {
+            assert_eq!(*window.get(seq).unwrap(), reader.record(seq).unwrap());
+        }
+    }
 }
 
 /// Past its floor the window keeps the last 32 days of the timeline, however many records they
@@ -752,7 +787,11 @@ fn the_window_keeps_the_recent_days_up_to_its_ceiling() {
         let mut window = Window::with_floor(0, 4);
         reader
             .for_each(0, reader.size(), |bytes, record| {
-                window.push(record, &record.subjects(), bytes);
+                window.push(
+                    record,
+                    &record.subjects(),
+                    chipledger::ledger::window::RecordBytes::Copy(bytes),
+                );
                 assert!(window.end() - window.first() >= 4.min(window.end()));
                 Ok(())
             })

@@ -918,7 +918,8 @@ impl Ledger {
             self.last_snapshot = (self.working.size, bytes.len() as u64);
             pending.snapshots.push((self.working.size, bytes));
         }
-        self.window.push(&record, &subjects, bytes);
+        self.window
+            .push(&record, &subjects, window::RecordBytes::Copy(bytes));
         Ok(seq)
     }
 

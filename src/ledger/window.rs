@@ -81,10 +81,8 @@ pub struct Window {
     /// stream of all links ever pushed.
     links: VecDeque<Link>,
     links_first: u64,
-    /// The canonical bytes of every entry, oldest first; `bytes[0]` has the number
-    /// `bytes_first` in the stream of all bytes ever pushed.
-    bytes: VecDeque<u8>,
-    bytes_first: u64,
+    /// The canonical bytes of every entry.
+    blocks: Blocks,
     /// Each country's latest record that touches an allocation.
     allocation_last: HashMap<Country, u64, foldhash::fast::RandomState>,
     /// A small number per entity ever seen, so that a link names one in four bytes.
@@ -101,8 +99,129 @@ struct Entry {
     key: TimelineKey,
     /// One past the number of this record's last link in the stream of links.
     links_end: u64,
-    /// One past the number of this record's last byte in the stream of bytes.
-    bytes_end: u64,
+    /// Where the record's bytes are: the block's number in the stream of blocks, and the
+    /// range within it.
+    block: u64,
+    start: u32,
+    end: u32,
+}
+
+/// The bytes of a block the caller holds and the window may keep: a verified entry bundle.
+pub type SharedBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// A record's canonical bytes as [`Window::push`] takes them.
+pub enum RecordBytes<'a> {
+    /// Bytes the window copies (the writer's staged records, an export's lines).
+    Copy(&'a [u8]),
+    /// Bytes within a block the window keeps a reference to instead of copying them: the
+    /// verifier's entry bundles. Copying every record's bytes was about 4% of `verify`'s
+    /// replaying thread (tools/bench/PROFILE.md, goal 3).
+    Within(&'a SharedBytes, Range<usize>),
+}
+
+impl RecordBytes<'_> {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            RecordBytes::Copy(bytes) => bytes,
+            RecordBytes::Within(block, range) => &(***block).as_ref()[range.clone()],
+        }
+    }
+}
+
+/// Bytes the window owns are copied into blocks of this size (or of one record, if larger),
+/// which are freed whole once none of their records is left.
+const OWNED_BLOCK_BYTES: usize = 64 * 1024;
+
+enum Block {
+    Shared(SharedBytes),
+    /// Never grown past its first capacity, so that copying in never moves what it holds.
+    Owned(Vec<u8>),
+}
+
+impl Block {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Block::Shared(shared) => (**shared).as_ref(),
+            Block::Owned(owned) => owned,
+        }
+    }
+}
+
+/// The window's blocks of bytes, oldest first; `blocks[0]` has the number `first` in the
+/// stream of all blocks ever added.
+#[derive(Default)]
+struct Blocks {
+    blocks: VecDeque<Block>,
+    first: u64,
+}
+
+impl Blocks {
+    /// Adds a record's bytes; returns where they are (block number, start, end).
+    fn add(&mut self, bytes: RecordBytes<'_>) -> (u64, u32, u32) {
+        let offset = |number: usize| u32::try_from(number).expect("a block is under 4 GiB");
+        match bytes {
+            RecordBytes::Copy(bytes) => {
+                let fits = matches!(self.blocks.back(),
+                    Some(Block::Owned(owned)) if owned.capacity() - owned.len() >= bytes.len());
+                if !fits {
+                    self.blocks.push_back(Block::Owned(Vec::with_capacity(
+                        OWNED_BLOCK_BYTES.max(bytes.len()),
+                    )));
+                }
+                let Some(Block::Owned(owned)) = self.blocks.back_mut() else {
+                    unreachable!("an owned block was just made the last")
+                };
+                let start = owned.len();
+                owned.extend_from_slice(bytes);
+                let end = owned.len();
+                (self.last(), offset(start), offset(end))
+            }
+            RecordBytes::Within(shared, range) => {
+                assert!(range.end <= (**shared).as_ref().len());
+                let same = matches!(self.blocks.back(),
+                    Some(Block::Shared(last)) if std::ptr::addr_eq(Arc::as_ptr(last), Arc::as_ptr(shared)));
+                if !same {
+                    self.blocks.push_back(Block::Shared(shared.clone()));
+                }
+                (self.last(), offset(range.start), offset(range.end))
+            }
+        }
+    }
+
+    /// The number of the last block.
+    fn last(&self) -> u64 {
+        self.first + self.blocks.len() as u64 - 1
+    }
+
+    fn get(&self, entry: &Entry) -> &[u8] {
+        let index = usize::try_from(entry.block - self.first).expect("in memory");
+        &self.blocks[index].bytes()[entry.start as usize..entry.end as usize]
+    }
+
+    /// Frees the blocks before `oldest`'s, or every block when no entry is left.
+    fn forget_before(&mut self, oldest: Option<&Entry>) {
+        let keep_from = oldest.map_or(self.first + self.blocks.len() as u64, |entry| entry.block);
+        while self.first < keep_from {
+            self.blocks.pop_front();
+            self.first += 1;
+        }
+    }
+
+    /// Frees what lies after `newest`'s bytes (every block when no entry is left): what a
+    /// rollback removed.
+    fn truncate_after(&mut self, newest: Option<&Entry>) {
+        let Some(newest) = newest else {
+            self.first += self.blocks.len() as u64;
+            self.blocks.clear();
+            return;
+        };
+        while self.last() > newest.block {
+            self.blocks.pop_back();
+        }
+        if let Some(Block::Owned(owned)) = self.blocks.back_mut() {
+            owned.truncate(newest.end as usize);
+        }
+    }
 }
 
 /// One step back from a record, on the chain a walk follows.
@@ -160,8 +279,7 @@ impl Window {
             entries: VecDeque::new(),
             links: VecDeque::new(),
             links_first: 0,
-            bytes: VecDeque::new(),
-            bytes_first: 0,
+            blocks: Blocks::default(),
             allocation_last: HashMap::default(),
             entity_numbers: HashMap::default(),
             latest: None,
@@ -225,10 +343,9 @@ impl Window {
 
     /// The record at `index`, decoded from its bytes, with its subjects.
     fn decode(&self, index: usize) -> (Record, codec::Subjects) {
-        let span = self.span(index, self.bytes_first, |entry| entry.bytes_end);
-        let bytes: Vec<u8> = self.bytes.range(span).copied().collect();
+        let bytes = self.blocks.get(&self.entries[index]);
         // The bytes were encoded by the writer or decoded by the verifier before they came in.
-        let decoded = codec::decode_record_subjects(&bytes).expect("the window's bytes decode");
+        let decoded = codec::decode_record_subjects(bytes).expect("the window's bytes decode");
         assert_eq!(decoded.0.seq, self.first + index as u64);
         decoded
     }
@@ -246,7 +363,7 @@ impl Window {
 
     /// Adds the next record, whose sorted subjects are `subjects` and canonical bytes `bytes`,
     /// forgetting the oldest when full.
-    pub fn push(&mut self, record: &Record, subjects: &[Subject], bytes: &[u8]) {
+    pub fn push(&mut self, record: &Record, subjects: &[Subject], bytes: RecordBytes<'_>) {
         assert_eq!(record.seq, self.end(), "records enter the window in order");
         assert_eq!(
             record.links.len(),
@@ -266,9 +383,7 @@ impl Window {
                 self.links.pop_front();
                 self.links_first += 1;
             }
-            let leaving = usize::try_from(oldest.bytes_end - self.bytes_first).expect("in memory");
-            self.bytes.drain(..leaving);
-            self.bytes_first = oldest.bytes_end;
+            self.blocks.forget_before(self.entries.front());
             self.first += 1;
         }
         let allocation = touches_allocation(record);
@@ -309,11 +424,13 @@ impl Window {
             };
             self.links.push_back(link);
         }
-        self.bytes.extend(bytes);
+        let (block, start, end) = self.blocks.add(bytes);
         self.entries.push_back(Entry {
             key: incoming,
             links_end: self.links_first + self.links.len() as u64,
-            bytes_end: self.bytes_first + self.bytes.len() as u64,
+            block,
+            start,
+            end,
         });
     }
 
@@ -322,9 +439,7 @@ impl Window {
     pub fn pop_to(&mut self, next: u64) {
         while self.end() > next && !self.entries.is_empty() {
             let newest = self.entries.len() - 1;
-            let bytes = self.span(newest, self.bytes_first, |entry| entry.bytes_end);
             let links = self.span(newest, self.links_first, |entry| entry.links_end);
-            self.bytes.truncate(bytes.start);
             for link in self.links.drain(links) {
                 match (link.chain, link.previous()) {
                     (Chain::Allocation(country), Some(seq)) => {
@@ -338,6 +453,7 @@ impl Window {
             }
             self.entries.pop_back();
         }
+        self.blocks.truncate_after(self.entries.back());
         if self.end() != next {
             let entity_numbers = std::mem::take(&mut self.entity_numbers);
             *self = Window::empty(next, self.floor, self.grows);
