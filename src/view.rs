@@ -626,11 +626,11 @@ fn entity_view_from(
     let tpp = &parts.tpp;
     let mut holdings: BTreeMap<Country, BTreeMap<Id, u64>> = BTreeMap::new();
     if detail == Holdings::Included {
-        for ((country, chip), quantity) in &parts.holdings {
+        for (country, chip, quantity) in state.counters.holdings(parts) {
             holdings
-                .entry(*country)
+                .entry(country)
                 .or_default()
-                .insert(chip.clone(), *quantity);
+                .insert(chip.clone(), quantity);
         }
     }
     let uveu_ratios = facts

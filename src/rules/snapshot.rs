@@ -161,13 +161,7 @@ pub fn encode(state: &State) -> Vec<u8> {
                 .filter(|(_, parts)| !parts.is_empty())
                 .map(|(entity, parts)| EntityEntry {
                     entity,
-                    holdings: sorted(
-                        parts
-                            .holdings
-                            .iter()
-                            .map(|((country, chip), quantity)| (*country, chip, *quantity))
-                            .collect(),
-                    ),
+                    holdings: sorted(counters.holdings(parts).collect()),
                     tpp_by_country: parts.tpp.by_country.clone(),
                     lpp: sorted(
                         parts
@@ -291,7 +285,7 @@ pub fn decode(bytes: &[u8], params: Arc<Params>) -> Result<State, CodecError> {
             holdings: entry
                 .holdings
                 .into_iter()
-                .map(|(country, chip, quantity)| ((country, chip), quantity))
+                .map(|(country, chip, quantity)| ((country, counters.chip_number(&chip)), quantity))
                 .collect(),
             tpp: EntityTpp {
                 total,

@@ -152,11 +152,48 @@ pub struct CountryTpp {
     pub installed: u64,
 }
 
+/// A chip model's number in a [`Counters`]' [`ChipNumbers`].
+pub type ChipNumber = u32;
+
+/// The chip models that holdings name, numbered in the order holdings first named them, so
+/// that a holding is keyed by eight bytes rather than by a 32-byte identifier. The holdings
+/// tables are what the rules' replay finds least often in the cache: keyed by identifier, each
+/// entity's took three times the memory (tools/bench/PROFILE.md, goal 3). The numbers depend on
+/// the order records were folded in, so they never leave the process: snapshots, views and
+/// digests name chips by their identifiers.
+#[derive(Clone, Default, Debug)]
+pub struct ChipNumbers {
+    numbers: Map<Id, ChipNumber>,
+    ids: Vec<Id>,
+}
+
+impl ChipNumbers {
+    pub fn get(&self, chip: &Id) -> Option<ChipNumber> {
+        self.numbers.get(chip).copied()
+    }
+
+    /// The chip's number, given it now if it has none.
+    fn number(&mut self, chip: &Id) -> ChipNumber {
+        if let Some(number) = self.get(chip) {
+            return number;
+        }
+        let number = ChipNumber::try_from(self.ids.len()).expect("fewer than 2^32 chip models");
+        self.numbers.insert(chip.clone(), number);
+        self.ids.push(chip.clone());
+        number
+    }
+
+    pub fn id(&self, number: ChipNumber) -> &Id {
+        &self.ids[number as usize]
+    }
+}
+
 /// One entity's sums.
-#[derive(Clone, Default, PartialEq, Eq, Debug)]
+#[derive(Clone, Default, Debug)]
 pub struct EntityCounters {
-    /// Quantity by (country, chip), controlled or not; zero entries are removed.
-    pub holdings: Map<(Country, Id), u64>,
+    /// Quantity by country and chip (by its number in the counters' [`ChipNumbers`]),
+    /// controlled or not; zero entries are removed.
+    pub holdings: Map<(Country, ChipNumber), u64>,
     /// Controlled TPP.
     pub tpp: EntityTpp,
     /// LPP receipts by calendar year.
@@ -185,6 +222,9 @@ impl EntityCounters {
 pub struct Counters {
     pub entities: Map<Id, EntityCounters>,
     pub countries: Map<Country, CountryTpp>,
+    /// Shared by the copies a late record's decision works on: they add a number only for a
+    /// chip no holding named before, and copy the table only then.
+    pub chips: Arc<ChipNumbers>,
     /// Saturate instead of refusing to go below zero: for folding only *some* of a log's
     /// records (a compliance bundle, a late record's scratch counters), where the counters of
     /// subjects outside the set are incomplete and are never read. Never set for a whole log.
@@ -511,11 +551,33 @@ pub enum Sign {
 impl Counters {
     /// The quantity of a chip an entity holds in a country.
     pub fn holding(&self, entity: &Id, country: Country, chip: &Id) -> u64 {
+        let Some(chip) = self.chips.get(chip) else {
+            return 0;
+        };
         self.entities
             .get(entity)
-            .and_then(|counters| counters.holdings.get(&(country, chip.clone())))
+            .and_then(|counters| counters.holdings.get(&(country, chip)))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// An entity's holdings, as (country, chip, quantity), in no particular order.
+    pub fn holdings<'a>(
+        &'a self,
+        parts: &'a EntityCounters,
+    ) -> impl Iterator<Item = (Country, &'a Id, u64)> + 'a {
+        parts
+            .holdings
+            .iter()
+            .map(|((country, chip), quantity)| (*country, self.chips.id(*chip), *quantity))
+    }
+
+    /// The chip's number, given it now if no holding named it before.
+    pub fn chip_number(&mut self, chip: &Id) -> ChipNumber {
+        match self.chips.get(chip) {
+            Some(number) => number,
+            None => Arc::make_mut(&mut self.chips).number(chip),
+        }
     }
 
     pub fn entity(&self, entity: &Id) -> Option<&EntityTpp> {
@@ -550,6 +612,7 @@ impl Counters {
     ) -> Counters {
         let mut part = Counters {
             lenient: true,
+            chips: self.chips.clone(),
             ..Counters::default()
         };
         for entity in entities {
@@ -691,8 +754,17 @@ impl Counters {
         sign: Sign,
     ) -> Result<(), FoldError> {
         let lenient = self.lenient;
+        let number = self.chip_number(chip);
         let counters = self.entities.entry(entity.clone()).or_default();
-        add_holding(lenient, counters, entity, country, chip, quantity, sign)?;
+        add_holding(
+            lenient,
+            counters,
+            entity,
+            country,
+            (chip, number),
+            quantity,
+            sign,
+        )?;
         if chips.controlled {
             add_entity_tpp(lenient, &mut counters.tpp, country, chips.amount_tpp, sign)?;
             match chips.basis {
@@ -755,8 +827,17 @@ impl Counters {
             Sign::Add => Sign::Remove,
             Sign::Remove => Sign::Add,
         };
+        let number = self.chip_number(chip);
         let counters = self.entities.entry(entity.clone()).or_default();
-        add_holding(lenient, counters, entity, country, chip, quantity, opposite)?;
+        add_holding(
+            lenient,
+            counters,
+            entity,
+            country,
+            (chip, number),
+            quantity,
+            opposite,
+        )?;
         if chips.controlled {
             add_entity_tpp(
                 lenient,
@@ -789,12 +870,12 @@ fn add_holding(
     counters: &mut EntityCounters,
     entity: &Id,
     country: Country,
-    chip: &Id,
+    (chip, number): (&Id, ChipNumber),
     quantity: u64,
     sign: Sign,
 ) -> Result<(), FoldError> {
     // One lookup for the read and the write: this runs for every chip movement of a replay.
-    let entry = counters.holdings.entry((country, chip.clone()));
+    let entry = counters.holdings.entry((country, number));
     let held = match &entry {
         Entry::Occupied(occupied) => *occupied.get(),
         Entry::Vacant(_) => 0,

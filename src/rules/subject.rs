@@ -65,10 +65,9 @@ pub fn project(state: &State, subject: &Subject) -> SubjectState {
                 )
             });
             let parts = counters.entities.get(id).cloned().unwrap_or_default();
-            let mut holdings: Vec<(Country, Id, u64)> = parts
-                .holdings
-                .iter()
-                .map(|((country, chip), quantity)| (*country, chip.clone(), *quantity))
+            let mut holdings: Vec<(Country, Id, u64)> = counters
+                .holdings(&parts)
+                .map(|(country, chip, quantity)| (country, chip.clone(), quantity))
                 .collect();
             holdings.sort();
             let controlled_tpp = parts.tpp.by_country.clone();
