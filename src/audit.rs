@@ -84,8 +84,10 @@ const READ_AHEAD_BUNDLES: usize = 32;
 /// otherwise. Which of the two threads sets `verify`'s pace changes from run to run, and with
 /// every cut in either one's work (tools/bench/PROFILE.md, goal 3); a queue this deep says it
 /// is the replay, and the hashes then move to the thread with time to spare until the queue is
-/// shallow again.
-const HASH_AHEAD_BUNDLES: usize = READ_AHEAD_BUNDLES / 2;
+/// shallow again. 16 until the leaf hashes could move too; then, 1M `verify`, 8 rounds
+/// interleaved: 0 (the reader always hashes) 1.185 s, 1 1.123 s, 2 1.099 s, 4 1.096 s, 16
+/// 1.121 s.
+const HASH_AHEAD_BUNDLES: usize = 4;
 
 /// A stored entry bundle as the helper thread hands it to the replay: its bytes, and each
 /// entry's range in them with what the entry's bytes alone give ([`Decoded`]), or why the
