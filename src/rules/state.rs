@@ -186,6 +186,18 @@ impl ChipNumbers {
     pub fn id(&self, number: ChipNumber) -> &Id {
         &self.ids[number as usize]
     }
+
+    /// Each chip's place in the order of their identifiers, by number: sorting holdings by
+    /// these numbers sorts them by identifier without comparing text.
+    pub fn ranks(&self) -> Vec<u32> {
+        let mut by_id: Vec<ChipNumber> = (0..self.ids.len() as ChipNumber).collect();
+        by_id.sort_unstable_by_key(|number| &self.ids[*number as usize]);
+        let mut ranks = vec![0; self.ids.len()];
+        for (rank, number) in (0u32..).zip(by_id) {
+            ranks[number as usize] = rank;
+        }
+        ranks
+    }
 }
 
 /// One entity's sums.
