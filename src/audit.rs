@@ -109,7 +109,8 @@ fn read_ahead(
     sender: SyncSender<Result<AheadBundle, Error>>,
     spent: Receiver<AheadBundle>,
     waiting: &AtomicUsize,
-) {
+) -> Option<StoredIndexes> {
+    let mut read_all = true;
     for item in store.bundles_from(0) {
         spent.try_iter().for_each(drop);
         let bundle = item.map_err(Error::from).map(|(index, bytes)| {
@@ -126,13 +127,41 @@ fn read_ahead(
         // A closed channel means the replay stopped: so does the reader.
         waiting.fetch_add(1, Ordering::Relaxed);
         if sender.send(bundle).is_err() || last {
+            read_all = false;
             break;
         }
     }
+    // While the replay works through the last bundles, the indexes it checks at the end.
+    let indexes = read_all.then(|| StoredIndexes {
+        ids: stored_index(store, IDS_PREFIX).collect(),
+        positions: stored_index(store, POSITIONS_PREFIX).collect(),
+        late: stored_index(store, LATE_PREFIX).collect(),
+    });
     // The replay's loop ends when this sender is gone; then it hands back its last bundles
     // and closes the return channel.
     drop(sender);
     spent.iter().for_each(drop);
+    indexes
+}
+
+/// The entries of the derived index under `prefix`, up to the first error.
+fn stored_index<'a>(
+    store: &'a Store,
+    prefix: &'static [u8],
+) -> impl Iterator<Item = DerivedEntry> + use<'a> {
+    let mut failed = false;
+    store
+        .derived_from(prefix, &index::key(prefix, 0))
+        .take_while(move |entry| !std::mem::replace(&mut failed, entry.is_err()))
+}
+
+/// The derived indexes [`check_derived`] compares with the replay, as the store holds them:
+/// read by the helper once it has read every bundle, while the replay works through the last
+/// ones, rather than by the replay after them.
+struct StoredIndexes {
+    ids: Vec<DerivedEntry>,
+    positions: Vec<DerivedEntry>,
+    late: Vec<DerivedEntry>,
 }
 
 /// Splits a bundle and decodes each entry as it is found, while its bytes are in the cache
@@ -174,14 +203,16 @@ pub fn verify_store(
             .derived_from(SNAPSHOT_PREFIX, SNAPSHOT_PREFIX)
             .peekable(),
     };
-    let mut replay = Replay::with_capacity(head.size);
+    // Built once the reading thread has started: reserving the replay's tables takes a few
+    // milliseconds.
+    let mut replay = Replay::new();
     let mut voids = 0u64;
     let mut root_at = None;
     // Bundles sent by the reading thread and not yet taken by the replay.
     let waiting = AtomicUsize::new(0);
     let mut tree = Tree::default();
     let mut completed = Vec::new();
-    std::thread::scope(|scope| {
+    let indexes = std::thread::scope(|scope| {
         let (sender, ahead) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
         // Replayed bundles go back to the helper to be freed on the thread that allocated
         // them, as in `Reader::for_each` (tools/bench/PROFILE.md, goal 2).
@@ -189,6 +220,7 @@ pub fn verify_store(
         let store = &store;
         let waiting = &waiting;
         let reader = scope.spawn(move || read_ahead(store, sender, spent, waiting));
+        replay = Replay::with_capacity(head.size);
         for (expected_bundle, item) in (0u64..).zip(ahead) {
             waiting.fetch_sub(1, Ordering::Relaxed);
             let mut bundle: AheadBundle = item?;
@@ -246,8 +278,7 @@ pub fn verify_store(
         // The helper has sent every bundle (the loop ends when its sender is gone); it returns
         // once the return channel closes.
         drop(spent_sender);
-        reader.join().expect("the reading thread does not panic");
-        Ok::<(), Error>(())
+        Ok(reader.join().expect("the reading thread does not panic"))
     })?;
     assert_eq!(
         tree.size(),
@@ -256,7 +287,22 @@ pub fn verify_store(
     );
     replay.release_window();
     check_head(&store, &head, &replay, &tree)?;
-    check_derived(&store, &replay, snapshots)?;
+    match indexes {
+        Some(indexes) => check_derived(
+            &replay,
+            snapshots,
+            indexes.ids.into_iter(),
+            indexes.positions.into_iter(),
+            indexes.late.into_iter(),
+        )?,
+        None => check_derived(
+            &replay,
+            snapshots,
+            stored_index(&store, IDS_PREFIX),
+            stored_index(&store, POSITIONS_PREFIX),
+            stored_index(&store, LATE_PREFIX),
+        )?,
+    }
     Ok(Audit {
         records: replay.size(),
         root: view::base64(&tree.root()),
@@ -386,9 +432,11 @@ fn check_head(store: &Store, head: &Head, replay: &Replay, tree: &Tree) -> Resul
 /// Checks the derived indexes against the replay, and that no prefix snapshot is left that the
 /// replay did not reach (one at 0 records, or beyond the log).
 fn check_derived<I: Iterator<Item = DerivedEntry>>(
-    store: &Store,
     replay: &Replay,
     mut snapshots: StoredSnapshots<I>,
+    ids: impl Iterator<Item = DerivedEntry>,
+    positions: impl Iterator<Item = DerivedEntry>,
+    late: impl Iterator<Item = DerivedEntry>,
 ) -> Result<(), Error> {
     let size = replay.size();
     if let Some(left) = snapshots.next_size()? {
@@ -398,7 +446,7 @@ fn check_derived<I: Iterator<Item = DerivedEntry>>(
     }
     // Id index.
     let mut chunks = 0u64;
-    for item in store.derived_from(IDS_PREFIX, &index::key(IDS_PREFIX, 0)) {
+    for item in ids {
         let (key, bytes) = item?;
         let chunk = index::number_after(IDS_PREFIX, &key).unwrap_or(u64::MAX);
         if chunk != chunks || *bytes != *replay.ids().chunk_bytes(chunk) {
@@ -414,12 +462,12 @@ fn check_derived<I: Iterator<Item = DerivedEntry>>(
         return Err(store_failure("the id index does not cover the log"));
     }
     // Positions.
-    let positions = replay_positions(replay);
+    let replayed_positions = replay_positions(replay);
     let mut chunks = 0u64;
-    for item in store.derived_from(POSITIONS_PREFIX, &index::key(POSITIONS_PREFIX, 0)) {
+    for item in positions {
         let (key, bytes) = item?;
         let chunk = index::number_after(POSITIONS_PREFIX, &key).unwrap_or(u64::MAX);
-        if chunk != chunks || *bytes != *index::positions_chunk_bytes(&positions, chunk) {
+        if chunk != chunks || *bytes != *index::positions_chunk_bytes(&replayed_positions, chunk) {
             return Err(store_failure(format!(
                 "position-index chunk {chunk} (bundles {} to {}) differs from the records",
                 chunk * POSITION_CHUNK,
@@ -428,12 +476,12 @@ fn check_derived<I: Iterator<Item = DerivedEntry>>(
         }
         chunks += 1;
     }
-    if chunks != (positions.len() as u64).div_ceil(POSITION_CHUNK) {
+    if chunks != (replayed_positions.len() as u64).div_ceil(POSITION_CHUNK) {
         return Err(store_failure("the position index does not cover the log"));
     }
     // Late records.
     let mut expected = replay.late().iter();
-    for item in store.derived_from(LATE_PREFIX, &index::key(LATE_PREFIX, 0)) {
+    for item in late {
         let (key, value) = item?;
         let seq = index::number_after(LATE_PREFIX, &key).unwrap_or(u64::MAX);
         let stored = index::parse_late_value(&value);

@@ -693,7 +693,7 @@ impl Store {
         &'a self,
         prefix: &'a [u8],
         start: &[u8],
-    ) -> impl Iterator<Item = Result<(Vec<u8>, Bytes), StoreError>> + 'a {
+    ) -> impl Iterator<Item = Result<(Vec<u8>, Bytes), StoreError>> + use<'a> {
         let pending = self.pending().range(TreeId::Derived, start.to_vec()..);
         Merged::new(self.derived.range(start.to_vec()..), pending, false)
             .take_while(move |item| match item {
