@@ -420,9 +420,23 @@ pub fn push_stored_record<K>(
 }
 
 /// A bincode writer that checks that what is written equals `expected`, byte for byte.
-struct Compare<'a> {
+pub(crate) struct Compare<'a> {
     expected: &'a [u8],
     position: usize,
+}
+
+impl<'a> Compare<'a> {
+    pub(crate) fn new(expected: &'a [u8]) -> Compare<'a> {
+        Compare {
+            expected,
+            position: 0,
+        }
+    }
+
+    /// Whether everything written so far matched and every expected byte was written.
+    pub(crate) fn matched_all(&self) -> bool {
+        self.position == self.expected.len()
+    }
 }
 
 impl bincode::enc::write::Writer for Compare<'_> {
@@ -499,16 +513,20 @@ pub fn append_bytes<T: bincode::Encode>(value: &T, bytes: &mut Vec<u8>) {
 /// Whether `value`'s canonical encoding is exactly `bytes`. Compares as the bytes come,
 /// without building a second copy.
 pub fn encodes_to<T: bincode::Encode>(value: &T, bytes: &[u8]) -> bool {
-    let mut compare = Compare {
-        expected: bytes,
-        position: 0,
-    };
-    bincode::encode_into_writer(value, &mut compare, config()).is_ok()
-        && compare.position == bytes.len()
+    let mut compare = Compare::new(bytes);
+    write_to(value, &mut compare).is_ok() && compare.matched_all()
+}
+
+/// Writes `value`'s canonical encoding to `writer`.
+pub(crate) fn write_to<T: bincode::Encode>(
+    value: &T,
+    writer: &mut impl bincode::enc::write::Writer,
+) -> Result<(), bincode::error::EncodeError> {
+    bincode::encode_into_writer(value, writer, config())
 }
 
 /// A bincode writer that appends to a vector.
-struct Growing(Vec<u8>);
+pub(crate) struct Growing(pub(crate) Vec<u8>);
 
 impl bincode::enc::write::Writer for Growing {
     fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {

@@ -76,6 +76,16 @@ pub(crate) struct PrefixSnapshot {
     pub links: Vec<(Subject, u64)>,
 }
 
+impl PrefixSnapshot {
+    /// The state's bytes and the links' bytes of an encoded prefix snapshot, in place: its
+    /// encoding is the state's length (a `u64`, little-endian) and bytes, then the links.
+    pub fn split(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+        let length = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+        let end = usize::try_from(length).ok()?.checked_add(8)?;
+        Some((bytes.get(8..end)?, &bytes[end..]))
+    }
+}
+
 /// The paths inside a ledger directory.
 pub struct Paths {
     pub dir: PathBuf,
@@ -944,4 +954,36 @@ fn check_seq(seq: u64, record: &Record) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `verify` compares a stored prefix snapshot part by part; the parts must be exactly what
+    /// encoding the whole gives, and a snapshot cut short or with a wrong length has none.
+    #[test]
+    fn a_prefix_snapshot_splits_into_its_state_and_links() {
+        let links = vec![(Subject::Tiers, 7), (Subject::Tiers, 9)];
+        for state in [vec![], vec![1, 2, 3], vec![0xAB; 300]] {
+            let bytes = codec::to_bytes(&PrefixSnapshot {
+                state: state.clone(),
+                links: links.clone(),
+            });
+            let (state_bytes, links_bytes) = PrefixSnapshot::split(&bytes).unwrap();
+            assert_eq!(state_bytes, &state[..]);
+            assert_eq!(links_bytes, &codec::to_bytes(&links)[..]);
+            assert!(PrefixSnapshot::split(&bytes[..7]).is_none());
+            if !state.is_empty() {
+                // The state's last byte missing.
+                assert!(PrefixSnapshot::split(&bytes[..8 + state.len() - 1]).is_none());
+            }
+        }
+        let mut long = codec::to_bytes(&PrefixSnapshot {
+            state: vec![1],
+            links,
+        });
+        long[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(PrefixSnapshot::split(&long).is_none());
+    }
 }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::codec::{CodecError, Scope, Tier, from_bytes, to_bytes};
+use crate::codec::{self, CodecError, Scope, Tier, from_bytes};
 use crate::country::Country;
 use crate::date::Date;
 use crate::name::{Id, Text};
@@ -26,7 +26,7 @@ type VeuEntry<I> = (I, I, Scope, Date, u64, Option<Date>, Option<u64>);
 /// text: the encoding is checked against every stored snapshot by `verify`, and written by
 /// every import.
 #[derive(bincode::Encode, bincode::Decode)]
-struct Snapshot<I, T> {
+struct Snapshot<I, T, E> {
     entities: Vec<(I, Date, u64, T, Country, Option<I>)>,
     chips: Vec<(I, Date, u64, bool)>,
     tier_changes: Vec<(Country, Vec<DatedEntry<Tier>>)>,
@@ -34,8 +34,9 @@ struct Snapshot<I, T> {
     veus: Vec<VeuEntry<I>>,
     certified: Vec<(I, Vec<(Date, u64)>)>,
     voided: Vec<(u64, u64)>,
-    /// Sorted by entity; entities whose counters are all zero are left out.
-    entity_counters: Vec<EntityEntry<I>>,
+    /// `Vec<EntityEntry<I>>`, sorted by entity; entities whose counters are all zero are left
+    /// out. [`encode`] writes it entry by entry ([`EntityCountersOf`]).
+    entity_counters: E,
     country_tpp: Vec<(Country, u64, u64)>,
 }
 
@@ -59,29 +60,86 @@ fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     items
 }
 
-/// An entity's holdings sorted by country and chip identifier, by the chips' ranks
-/// ([`super::state::ChipNumbers::ranks`]) rather than by their text. Comparing identifiers
-/// made sorting the holdings most of a snapshot's encoding: 1M `verify`, 8 rounds
-/// interleaved, 1.077 s before and 1.039 s after (tools/bench/PROFILE.md, goal 3).
-fn sorted_holdings<'a>(
+/// A state's entity counters, written as `Vec<EntityEntry<&Id>>` is, one entity at a time:
+/// building every entry's vectors first was most of a snapshot's encoding, which `verify` does
+/// for every stored snapshot (tools/bench/PROFILE.md, goal 3).
+struct EntityCountersOf<'a> {
     counters: &'a Counters,
-    parts: &EntityCounters,
-    ranks: &[u32],
-) -> Vec<(Country, &'a Id, u64)> {
-    let mut keyed: Vec<(Country, u32, ChipNumber, u64)> = parts
-        .holdings
-        .iter()
-        .map(|((country, chip), quantity)| (*country, ranks[*chip as usize], *chip, *quantity))
-        .collect();
-    keyed.sort_unstable_by_key(|(country, rank, _, _)| (*country, *rank));
-    keyed
-        .into_iter()
-        .map(|(country, _, chip, quantity)| (country, counters.chips.id(chip), quantity))
-        .collect()
+    /// The entities whose counters are not all zero, sorted by identifier.
+    entities: Vec<(&'a Id, &'a EntityCounters)>,
+    /// Each chip's rank among the chips' identifiers ([`super::state::ChipNumbers::ranks`]):
+    /// holdings are sorted by country and rank rather than by comparing identifiers.
+    ranks: Vec<u32>,
+}
+
+impl bincode::Encode for EntityCountersOf<'_> {
+    fn encode<E: bincode::enc::Encoder>(
+        &self,
+        encoder: &mut E,
+    ) -> Result<(), bincode::error::EncodeError> {
+        // A list's length, as bincode writes a `Vec`'s or a slice's: a `u64`.
+        let length = |items: usize| items as u64;
+        length(self.entities.len()).encode(encoder)?;
+        let mut holdings: Vec<(Country, u32, ChipNumber, u64)> = Vec::new();
+        let mut small: Vec<(Country, u64)> = Vec::new();
+        let mut lpp: Vec<(u16, u64)> = Vec::new();
+        for (entity, parts) in &self.entities {
+            // The fields of `EntityEntry`, in order, each list as a `Vec` is written.
+            entity.encode(encoder)?;
+            holdings.clear();
+            holdings.extend(parts.holdings.iter().map(|((country, chip), quantity)| {
+                (*country, self.ranks[*chip as usize], *chip, *quantity)
+            }));
+            holdings.sort_unstable_by_key(|(country, rank, _, _)| (*country, *rank));
+            length(holdings.len()).encode(encoder)?;
+            for (country, _, chip, quantity) in &holdings {
+                (country, self.counters.chips.id(*chip), quantity).encode(encoder)?;
+            }
+            parts.tpp.by_country.encode(encoder)?;
+            lpp.clear();
+            lpp.extend(
+                parts
+                    .lpp
+                    .iter()
+                    .filter(|(_, used)| **used > 0)
+                    .map(|(year, used)| (*year, *used)),
+            );
+            lpp.sort_unstable();
+            lpp.encode(encoder)?;
+            parts.aia.encode(encoder)?;
+            small.clear();
+            small.extend(
+                parts
+                    .weights
+                    .iter()
+                    .map(|(country, count)| (*country, *count)),
+            );
+            small.sort_unstable();
+            small.encode(encoder)?;
+        }
+        Ok(())
+    }
 }
 
 /// Encodes a state canonically.
 pub fn encode(state: &State) -> Vec<u8> {
+    let mut growing = codec::Growing(Vec::new());
+    write(state, &mut growing).expect("encoding to a Vec cannot fail");
+    growing.0
+}
+
+/// Whether `bytes` are exactly [`encode`]'s bytes for `state`: compared as they are written,
+/// without a second copy (`verify` checks every stored snapshot so).
+pub fn encodes_to(state: &State, bytes: &[u8]) -> bool {
+    let mut compare = codec::Compare::new(bytes);
+    write(state, &mut compare).is_ok() && compare.matched_all()
+}
+
+/// Writes a state canonically to `writer`.
+fn write(
+    state: &State,
+    writer: &mut impl bincode::enc::write::Writer,
+) -> Result<(), bincode::error::EncodeError> {
     let facts = &state.facts;
     let counters = &state.counters;
     let dated = |list: &Vec<Dated<Tier>>| -> Vec<(Date, u64, Tier)> {
@@ -89,7 +147,7 @@ pub fn encode(state: &State) -> Vec<u8> {
             .map(|item| (item.effective, item.seq, item.value))
             .collect()
     };
-    let snapshot: Snapshot<&Id, &Text> = Snapshot {
+    let snapshot: Snapshot<&Id, &Text, EntityCountersOf> = Snapshot {
         entities: sorted(
             facts
                 .entities
@@ -176,35 +234,17 @@ pub fn encode(state: &State) -> Vec<u8> {
                 .collect(),
         ),
         entity_counters: {
-            let ranks = counters.chips.ranks();
-            let mut entries: Vec<EntityEntry<&Id>> = counters
+            let mut entities: Vec<(&Id, &EntityCounters)> = counters
                 .entities
                 .iter()
                 .filter(|(_, parts)| !parts.is_empty())
-                .map(|(entity, parts)| EntityEntry {
-                    entity,
-                    holdings: sorted_holdings(counters, parts, &ranks),
-                    tpp_by_country: parts.tpp.by_country.clone(),
-                    lpp: sorted(
-                        parts
-                            .lpp
-                            .iter()
-                            .filter(|(_, used)| **used > 0)
-                            .map(|(year, used)| (*year, *used))
-                            .collect(),
-                    ),
-                    aia: parts.aia,
-                    weights: sorted(
-                        parts
-                            .weights
-                            .iter()
-                            .map(|(country, count)| (*country, *count))
-                            .collect(),
-                    ),
-                })
                 .collect();
-            entries.sort_unstable_by(|a, b| a.entity.cmp(b.entity));
-            entries
+            entities.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            EntityCountersOf {
+                counters,
+                entities,
+                ranks: counters.chips.ranks(),
+            }
         },
         country_tpp: sorted(
             counters
@@ -215,12 +255,12 @@ pub fn encode(state: &State) -> Vec<u8> {
                 .collect(),
         ),
     };
-    to_bytes(&snapshot)
+    codec::write_to(&snapshot, writer)
 }
 
 /// Decodes a state written by [`encode`] under the ledger's ruleset.
 pub fn decode(bytes: &[u8], params: Arc<Params>) -> Result<State, CodecError> {
-    let snapshot: Snapshot<Id, Text> = from_bytes(bytes)?;
+    let snapshot: Snapshot<Id, Text, Vec<EntityEntry<Id>>> = from_bytes(bytes)?;
     let mut facts = Facts::empty(params);
     for (id, effective, seq, name, hq, parent) in snapshot.entities {
         facts.entities.insert(
