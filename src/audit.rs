@@ -102,8 +102,9 @@ struct AheadBundle {
 
 /// The helper thread of [`verify_store`]: reads every bundle in key order, splits and decodes
 /// it, and sends it on, until the replay stops taking them or a bundle cannot be read or split
-/// (the replay reports that bundle when it reaches it). Bundles come back through `spent` to
-/// be freed here, where they were allocated.
+/// (the replay reports that bundle when it reaches it). Bundles come back through `spent` so
+/// that their decoded records are freed here, where they were allocated; their bytes, which the
+/// replay's window may still hold, are freed by whichever thread lets go of them last.
 fn read_ahead(
     store: &Store,
     sender: SyncSender<Result<AheadBundle, Error>>,
@@ -215,8 +216,9 @@ pub fn verify_store(
     let mut completed = Vec::new();
     let indexes = std::thread::scope(|scope| {
         let (sender, ahead) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
-        // Replayed bundles go back to the helper to be freed on the thread that allocated
-        // them, as in `Reader::for_each` (tools/bench/PROFILE.md, goal 2).
+        // Replayed bundles go back to the helper so that their decoded records are freed on
+        // the thread that allocated them, as in `Reader::for_each` (tools/bench/PROFILE.md,
+        // goal 2).
         let (spent_sender, spent) = std::sync::mpsc::sync_channel(READ_AHEAD_BUNDLES);
         let store = &store;
         let waiting = &waiting;

@@ -276,7 +276,8 @@ impl Replay {
         Ok(later)
     }
 
-    /// Checks one record's bytes and replays it. `decoded` is [`Decoded::of`] these bytes.
+    /// Checks one record's bytes and replays it. `decoded` is what [`Decoded::decode`] (or
+    /// [`Decoded::of`]) gives for these bytes.
     pub fn push<'d>(
         &mut self,
         bytes: RecordBytes<'_>,

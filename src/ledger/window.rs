@@ -14,8 +14,9 @@
 //! (on a 1,000,000-event import, about 20,000 in all). Decoded records cost about 400 bytes and
 //! a dozen allocations each (some 25 MiB for the 65,536 records the window then kept), and
 //! freeing each one as it left the window was a tenth of an import's time on the writer's
-//! thread; here a record is its bytes and a few dozen more in flat queues, and leaving frees
-//! nothing. Reading the found records
+//! thread; here a record is its bytes and a few dozen more in flat queues, and leaving frees at
+//! most a whole block of bytes (64 KiB of the writer's copies, or an entry bundle the verifier's
+//! reading thread shared with the window). Reading the found records
 //! back from the store instead was slower still: a read waits for the commit running on the
 //! helper thread (sled serializes its transactions with reads).
 
@@ -117,15 +118,6 @@ pub enum RecordBytes<'a> {
     /// verifier's entry bundles. Copying every record's bytes was about 4% of `verify`'s
     /// replaying thread (tools/bench/PROFILE.md, goal 3).
     Within(&'a SharedBytes, Range<usize>),
-}
-
-impl RecordBytes<'_> {
-    pub fn as_slice(&self) -> &[u8] {
-        match self {
-            RecordBytes::Copy(bytes) => bytes,
-            RecordBytes::Within(block, range) => &(***block).as_ref()[range.clone()],
-        }
-    }
 }
 
 /// Bytes the window owns are copied into blocks of this size (or of one record, if larger),
